@@ -1,0 +1,136 @@
+"""Settings, named as Loki names them, read from Loki's YAML sections and Loki's CLI flags.
+
+Only the settings lokiarrow acts on are modelled; other sections of a Loki config file are
+accepted and ignored so an existing file can be pointed at lokiarrow unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import yaml
+
+from lokiarrow.errors import BadRequest
+from lokiarrow.units import parse_bytes, parse_duration_ns
+
+DEFAULT_SERVICE_NAME_LABELS = (
+    "service", "app", "application", "app_name", "name", "app_kubernetes_io_name", "container",
+    "container_name", "k8s_container_name", "component", "workload", "job", "k8s_job_name",
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-tenant limits (`limits_config`), Loki's defaults."""
+
+    ingestion_rate_mb: float = 4.0
+    ingestion_burst_size_mb: float = 6.0
+    max_line_size: int = 256 * 1024          # bytes; 0 = unlimited
+    max_line_size_truncate: bool = False
+    max_label_names_per_series: int = 15
+    max_label_name_length: int = 1024
+    max_label_value_length: int = 2048
+    reject_old_samples: bool = True
+    reject_old_samples_max_age: int = 7 * 86_400 * 10**9   # ns
+    creation_grace_period: int = 10 * 60 * 10**9           # ns
+    max_entries_limit_per_query: int = 5000
+    max_query_series: int = 500
+    max_query_length: int = 721 * 3600 * 10**9            # ns; 0 = unlimited
+    allow_structured_metadata: bool = True
+    max_structured_metadata_size: int = 64 * 1024
+    max_structured_metadata_entries_count: int = 128
+    discover_service_name: tuple[str, ...] = DEFAULT_SERVICE_NAME_LABELS
+    discover_log_levels: bool = True
+    max_global_streams_per_user: int = 5000
+    retention_period: int = 0                              # ns; 0 = keep forever
+
+
+@dataclass(frozen=True)
+class Ingester:
+    """When the head is flushed to Parquet (`ingester`), and the WAL (`ingester.wal`)."""
+
+    flush_max_rows: int = 400_000            # flush when the head holds this many entries
+    flush_max_bytes: int = 96 * 1024 * 1024  # ... or this many bytes of lines
+    max_chunk_age: int = 5 * 60 * 10**9      # ... or when its oldest entry arrived this long ago (ns)
+    flush_check_period: int = 10**9          # how often the age is checked (ns)
+    wal_enabled: bool = True
+    row_group_size: int = 128 * 1024
+
+
+@dataclass(frozen=True)
+class Config:
+    target: str = "all"
+    auth_enabled: bool = False
+    http_listen_address: str = "0.0.0.0"
+    http_listen_port: int = 3100
+    path_prefix: str = "./data"
+    limits: Limits = field(default_factory=Limits)
+    ingester: Ingester = field(default_factory=Ingester)
+
+
+_DURATION_FIELDS = {"reject_old_samples_max_age", "creation_grace_period", "max_query_length",
+                    "retention_period", "max_chunk_age", "flush_check_period"}
+_BYTES_FIELDS = {"max_line_size", "max_structured_metadata_size", "flush_max_bytes"}
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """Turn a YAML value into the type of the field's default, reading durations and sizes."""
+    if name in _DURATION_FIELDS and isinstance(value, str):
+        return parse_duration_ns(value)
+    if name in _DURATION_FIELDS and isinstance(value, int | float):
+        return int(value * 10**9)
+    if name in _BYTES_FIELDS and isinstance(value, str):
+        return parse_bytes(value)
+    if isinstance(default, tuple):
+        return tuple(value or ())
+    if isinstance(default, bool):
+        return bool(value)
+    if isinstance(default, int):
+        return int(value)
+    if isinstance(default, float):
+        return float(value)
+    return value
+
+
+def _apply(obj: Any, section: dict[str, Any] | None) -> Any:
+    if not section:
+        return obj
+    known = {f.name: getattr(obj, f.name) for f in fields(obj)}
+    changes = {k: _coerce(k, v, known[k]) for k, v in section.items() if k in known}
+    return replace(obj, **changes)
+
+
+def expand_env(text: str) -> str:
+    """Replace `${VAR}` and `${VAR:-default}` as Loki's `-config.expand-env` does."""
+    return _ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), text)
+
+
+def from_yaml(text: str, base: Config | None = None) -> Config:
+    """Read a Loki-style YAML config; sections lokiarrow does not use are ignored."""
+    try:
+        doc = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise BadRequest(f"cannot parse config: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadRequest("cannot parse config: the top level must be a mapping")
+    cfg = base or Config()
+    server = doc.get("server") or {}
+    common = doc.get("common") or {}
+    ingester = dict(doc.get("ingester") or {})
+    wal = ingester.pop("wal", None) or {}
+    if "enabled" in wal:
+        ingester["wal_enabled"] = wal["enabled"]
+    return replace(
+        cfg,
+        target=str(doc.get("target", cfg.target)),
+        auth_enabled=bool(doc.get("auth_enabled", cfg.auth_enabled)),
+        http_listen_address=str(server.get("http_listen_address", cfg.http_listen_address)),
+        http_listen_port=int(server.get("http_listen_port", cfg.http_listen_port)),
+        path_prefix=str(common.get("path_prefix", cfg.path_prefix)),
+        limits=_apply(cfg.limits, doc.get("limits_config")),
+        ingester=_apply(cfg.ingester, ingester),
+    )

@@ -1,0 +1,117 @@
+"""Labels, matchers and stream ids: the vocabulary every layer shares.
+
+A stream is a label set. Its canonical text is Prometheus/Loki's `{a="1", b="2"}` (names sorted,
+values quoted as Go's strconv.Quote does), and its id is a stable 64-bit hash of that text, so the
+same labels give the same id on every machine and in every process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+import re2
+
+from lokiarrow.errors import ParseError
+
+Labels = dict[str, str]
+MatchOp = Literal["=", "!=", "=~", "!~"]
+
+LABEL_NAME_RE = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_GO_ESCAPES = {'"': '\\"', "\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n",
+               "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
+def go_quote(value: str) -> str:
+    """Quote a string as Go's strconv.Quote: printable Unicode stays, the rest is escaped."""
+    out = ['"']
+    for ch in value:
+        esc = _GO_ESCAPES.get(ch)
+        if esc is not None:
+            out.append(esc)
+        elif ch.isprintable() or ch == " ":
+            out.append(ch)
+        else:
+            code = ord(ch)
+            if code < 0x80:
+                out.append(f"\\x{code:02x}")
+            elif code < 0x10000:
+                out.append(f"\\u{code:04x}")
+            else:
+                out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def labels_string(labels: Labels) -> str:
+    """The canonical text of a label set: `{a="1", b="2"}`, names sorted."""
+    return "{" + ", ".join(f"{k}={go_quote(labels[k])}" for k in sorted(labels)) + "}"
+
+
+def stream_id(canonical: str) -> int:
+    """A stable signed 64-bit id for a canonical label string (fits DuckDB's BIGINT)."""
+    return int.from_bytes(hashlib.blake2b(canonical.encode(), digest_size=8).digest(), "little", signed=True)
+
+
+def compile_regex(pattern: str) -> re2._Regexp:
+    """Compile a label-matcher regex as Prometheus does: anchored, `.` matches newlines.
+
+    Raises ParseError with Go's wording when the pattern is not valid RE2.
+    """
+    try:
+        return re2.compile(f"^(?s:{pattern})$")
+    except re2.error as exc:
+        raise ParseError(f"error parsing regexp: {go_regex_error(str(exc), pattern)}") from None
+
+
+def go_regex_error(message: str, pattern: str) -> str:
+    """Translate an RE2 error into the text Go's regexp/syntax prints for the same fault."""
+    for needle, go in (("missing )", "missing closing )"), ("unexpected )", "unexpected )"),
+                       ("missing ]", "missing closing ]"), ("bad repetition operator", "invalid nested repetition operator"),
+                       ("no argument for repetition operator", "missing argument to repetition operator"),
+                       ("invalid escape sequence", "invalid escape sequence"),
+                       ("invalid character class range", "invalid character class range"),
+                       ("invalid named capture group", "invalid named capture"),
+                       ("bad repetition", "invalid repeat count")):
+        if needle in message:
+            return f"{go}: `{pattern}`"
+    return f"{message}: `{pattern}`"
+
+
+@dataclass(frozen=True)
+class Matcher:
+    """One label matcher of a stream selector (`name op "value"`)."""
+
+    name: str
+    op: MatchOp
+    value: str
+    _regex: re2._Regexp | None = field(default=None, compare=False, repr=False, hash=False)
+
+    def __post_init__(self) -> None:
+        if self.op in ("=~", "!~"):
+            object.__setattr__(self, "_regex", compile_regex(self.value))
+
+    def matches(self, value: str) -> bool:
+        """Whether a label value (`""` for an absent label) satisfies this matcher."""
+        if self.op == "=":
+            return value == self.value
+        if self.op == "!=":
+            return value != self.value
+        assert self._regex is not None
+        hit = self._regex.match(value) is not None
+        return hit if self.op == "=~" else not hit
+
+    def matches_labels(self, labels: Labels) -> bool:
+        return self.matches(labels.get(self.name, ""))
+
+    def matches_empty(self) -> bool:
+        return self.matches("")
+
+    def __str__(self) -> str:
+        return f"{self.name}{self.op}{go_quote(self.value)}"
+
+
+def matches_all(matchers: tuple[Matcher, ...] | list[Matcher], labels: Labels) -> bool:
+    return all(m.matches_labels(labels) for m in matchers)

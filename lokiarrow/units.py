@@ -1,0 +1,77 @@
+"""Durations and byte sizes written as Loki writes them (`5m`, `1h30m`, `1.5s`, `7d`, `20MB`, `1KiB`).
+
+Durations follow Go's time.ParseDuration, extended with Prometheus' `d`, `w` and `y`, and raise
+ValueError with Go's wording so callers can show Loki's exact message.
+"""
+
+from __future__ import annotations
+
+import re
+
+_DURATION_UNITS_NS = {
+    "ns": 1, "us": 1_000, "µs": 1_000, "μs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
+    "m": 60_000_000_000, "h": 3_600_000_000_000, "d": 86_400_000_000_000,
+    "w": 7 * 86_400_000_000_000, "y": 365 * 86_400_000_000_000,
+}
+_PART = re.compile(r"(\d*\.?\d*)([^\d.]*)")
+_BYTE_UNITS = {
+    "b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4, "pb": 1000**5, "eb": 1000**6,
+    "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4, "pib": 1024**5, "eib": 1024**6,
+    "k": 1000, "m": 1000**2, "g": 1000**3, "t": 1000**4, "p": 1000**5, "e": 1000**6,
+    "ki": 1024, "mi": 1024**2, "gi": 1024**3, "ti": 1024**4, "pi": 1024**5, "ei": 1024**6,
+}
+_BYTES = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)\s*([a-zA-Z]*)$")
+
+
+def parse_duration_ns(text: str) -> int:
+    """Parse `1h30m`, `-5m`, `1.5s`, `250ms`, `7d` into nanoseconds (Go's rules, plus d/w/y)."""
+    original = text
+    if text in ("0", "+0", "-0"):
+        return 0
+    sign = 1
+    if text[:1] in "+-":
+        sign = -1 if text[0] == "-" else 1
+        text = text[1:]
+    if not text:
+        raise ValueError(f"invalid duration {_quote(original)}")
+    total = 0.0
+    pos = 0
+    while pos < len(text):
+        m = _PART.match(text, pos)
+        assert m is not None
+        number, unit = m.group(1), m.group(2)
+        if number in ("", "."):
+            raise ValueError(f"invalid duration {_quote(original)}")
+        if unit == "":
+            raise ValueError(f"missing unit in duration {_quote(original)}")
+        if unit not in _DURATION_UNITS_NS:
+            raise ValueError(f"unknown unit {_quote(unit)} in duration {_quote(original)}")
+        total += float(number) * _DURATION_UNITS_NS[unit]
+        pos = m.end()
+    return sign * int(round(total))
+
+
+def parse_bytes(text: str) -> int:
+    """Parse a humanized byte size (`20MB`, `1KiB`, `512B`, `1.5GB`) into bytes."""
+    m = _BYTES.match(text.strip())
+    if not m or m.group(2).lower() not in _BYTE_UNITS | {"": 1}:
+        raise ValueError(f"invalid bytes value {_quote(text)}")
+    return int(float(m.group(1)) * _BYTE_UNITS.get(m.group(2).lower(), 1))
+
+
+def format_duration(ns: int) -> str:
+    """Print nanoseconds as Prometheus' model.Duration prints (`5m`, `1h30m`, `1d`, `250ms`)."""
+    if ns == 0:
+        return "0s"
+    out = []
+    rest = ns // 1_000_000
+    for unit, size in (("y", 365 * 86_400_000), ("w", 7 * 86_400_000), ("d", 86_400_000),
+                       ("h", 3_600_000), ("m", 60_000), ("s", 1000), ("ms", 1)):
+        if rest >= size:
+            out.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(out) or f"{ns}ns"
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
