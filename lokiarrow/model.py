@@ -7,6 +7,7 @@ same labels give the same id on every machine and in every process.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -35,7 +36,9 @@ def go_quote(value: str) -> str:
             out.append(ch)
         else:
             code = ord(ch)
-            if code < 0x80:
+            if 0xDC80 <= code <= 0xDCFF:  # a raw non-UTF-8 byte kept as a surrogate escape
+                out.append(f"\\x{code - 0xDC00:02x}")
+            elif code < 0x80:
                 out.append(f"\\x{code:02x}")
             elif code < 0x10000:
                 out.append(f"\\u{code:04x}")
@@ -55,29 +58,48 @@ def stream_id(canonical: str) -> int:
     return int.from_bytes(hashlib.blake2b(canonical.encode(), digest_size=8).digest(), "little", signed=True)
 
 
+QUIET_RE2 = re2.Options()
+QUIET_RE2.log_errors = False  # a bad user regex is a 400, not a line on stderr
+
+# RE2's error codes → Go regexp/syntax's; Go quotes the whole pattern for the two paren errors.
+_RE2_TO_GO = {
+    "missing )": "missing closing )", "unexpected )": "unexpected )", "missing ]": "missing closing ]",
+    "bad repetition operator": "invalid nested repetition operator",
+    "no argument for repetition operator": "missing argument to repetition operator",
+    "invalid escape sequence": "invalid escape sequence",
+    "invalid character class range": "invalid character class range",
+    "invalid character class": "invalid character class", "invalid named capture group": "invalid named capture",
+    "invalid repetition size": "invalid repeat count", "invalid perl operator": "invalid or unsupported Perl syntax",
+    "trailing \\": "trailing backslash at end of expression", "invalid UTF-8": "invalid UTF-8",
+}
+
+
 def compile_regex(pattern: str) -> re2._Regexp:
     """Compile a label-matcher regex as Prometheus does: anchored, `.` matches newlines.
 
-    Raises ParseError with Go's wording when the pattern is not valid RE2.
+    The pattern is checked alone first (as Prometheus parses it), so `a)|(b` fails instead of
+    slipping through the anchoring wrapper. Raises ParseError with Go's wording when not valid RE2.
     """
     try:
-        return re2.compile(f"^(?s:{pattern})$")
+        re2.compile(pattern, QUIET_RE2)
+        return re2.compile(f"^(?s:{pattern})$", QUIET_RE2)
     except re2.error as exc:
         raise ParseError(f"error parsing regexp: {go_regex_error(str(exc), pattern)}") from None
 
 
 def go_regex_error(message: str, pattern: str) -> str:
-    """Translate an RE2 error into the text Go's regexp/syntax prints for the same fault."""
-    for needle, go in (("missing )", "missing closing )"), ("unexpected )", "unexpected )"),
-                       ("missing ]", "missing closing ]"), ("bad repetition operator", "invalid nested repetition operator"),
-                       ("no argument for repetition operator", "missing argument to repetition operator"),
-                       ("invalid escape sequence", "invalid escape sequence"),
-                       ("invalid character class range", "invalid character class range"),
-                       ("invalid named capture group", "invalid named capture"),
-                       ("bad repetition", "invalid repeat count")):
-        if needle in message:
-            return f"{go}: `{pattern}`"
-    return f"{message}: `{pattern}`"
+    """Translate an RE2 error (`code: fragment`) into the text Go's regexp/syntax prints for the same fault."""
+    if message[:2] in ("b'", 'b"'):
+        message = ast.literal_eval(message).decode("utf-8", "replace")
+    code, _, fragment = message.partition(": ")
+    go = _RE2_TO_GO.get(code)
+    if go is None:
+        return f"{message}: `{pattern}`"
+    if code in ("missing )", "unexpected )"):
+        fragment = pattern
+    elif code == "trailing \\":
+        fragment = ""
+    return f"{go}: `{fragment}`"
 
 
 @dataclass(frozen=True)

@@ -75,3 +75,38 @@ def format_duration(ns: int) -> str:
 
 def _quote(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+_PROMETHEUS_UNITS = {"ms": (7, 1_000_000), "s": (6, 1_000_000_000), "m": (5, 60_000_000_000),
+                     "h": (4, 3_600_000_000_000), "d": (3, 86_400_000_000_000),
+                     "w": (2, 7 * 86_400_000_000_000), "y": (1, 365 * 86_400_000_000_000)}
+_LEADING_DIGITS = re.compile(r"[0-9]*")
+_LEADING_UNIT = re.compile(r"[^0-9]*")
+
+
+def parse_prometheus_duration_ns(text: str) -> int:
+    """Parse a duration as Prometheus' model.ParseDuration (LogQL's `[5m]`): whole numbers only,
+    units from `y` down to `ms`, each at most once; errors in its words."""
+    if text == "0":
+        return 0
+    if text == "":
+        raise ValueError("empty duration string")
+    invalid = ValueError(f"not a valid duration string: {_quote(text)}")
+    total, last_unit, pos = 0, 0, 0
+    while pos < len(text):
+        digits = _LEADING_DIGITS.match(text, pos)
+        unit = _LEADING_UNIT.match(text, digits.end()) if digits else None
+        if not digits or not unit or digits.end() == pos or unit.end() == digits.end():
+            raise invalid
+        value, name = int(digits.group()), unit.group()
+        if value >= 1 << 64:
+            raise invalid
+        if name not in _PROMETHEUS_UNITS:
+            raise ValueError(f"unknown unit {_quote(name)} in duration {_quote(text)}")
+        order, size = _PROMETHEUS_UNITS[name]
+        if order <= last_unit:
+            raise invalid
+        if value > (1 << 63) // size or total + value * size > (1 << 63) - 1:
+            raise ValueError("duration out of range")
+        total, last_unit, pos = total + value * size, order, unit.end()
+    return total

@@ -1,0 +1,82 @@
+"""`lokiarrow serve | …`: the command line, with Loki's flag names where Loki has one."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+
+from lokiarrow.config import Config, expand_env, from_yaml
+from lokiarrow.errors import LokiError
+
+
+def _flag(parser: argparse.ArgumentParser, name: str, **kwargs: object) -> None:
+    """Go-style flags: `-name value`, `-name=value` and `--name value` all work."""
+    parser.add_argument(f"-{name}", f"--{name}", dest=name.replace(".", "_").replace("-", "_"), **kwargs)  # type: ignore[arg-type]
+
+
+def _bool(text: str) -> bool:
+    return text.lower() in ("1", "true", "yes", "on")
+
+
+def serve_parser(parser: argparse.ArgumentParser) -> None:
+    _flag(parser, "config.file", help="Loki-style YAML configuration file")
+    _flag(parser, "config.expand-env", type=_bool, nargs="?", const=True, default=False,
+          help="expand ${VAR} and ${VAR:-default} in the config file")
+    _flag(parser, "server.http-listen-port", type=int, help="HTTP port (default 3100)")
+    _flag(parser, "server.http-listen-address", help="HTTP address (default 0.0.0.0)")
+    _flag(parser, "common.path-prefix", help="data root: a folder or an fsspec URL (default ./data)")
+    _flag(parser, "target", help="which components to run (all)")
+    _flag(parser, "auth.enabled", type=_bool, nargs="?", const=True, help="require X-Scope-OrgID")
+    _flag(parser, "log.level", default="info", help="debug, info, warn or error")
+
+
+def load_config(args: argparse.Namespace) -> Config:
+    config = Config()
+    if args.config_file:
+        with open(args.config_file, encoding="utf-8") as f:
+            text = f.read()
+        config = from_yaml(expand_env(text) if args.config_expand_env else text)
+    overrides = {
+        "http_listen_port": args.server_http_listen_port,
+        "http_listen_address": args.server_http_listen_address,
+        "path_prefix": args.common_path_prefix,
+        "target": args.target,
+        "auth_enabled": args.auth_enabled,
+    }
+    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from lokiarrow.server.app import create_app
+
+    config = load_config(args)
+    if config.target not in ("all", "write", "read", "backend"):
+        raise LokiError(f"cannot start: unknown target {config.target!r} (all, write, read, backend)")
+    uvicorn.run(create_app(config), host=config.http_listen_address, port=config.http_listen_port,
+                log_level=args.log_level.replace("warn", "warning"), access_log=False)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0].startswith("-"):
+        argv = ["serve", *argv]  # `lokiarrow -config.file=…` runs the server, as Loki's binary does
+    parser = argparse.ArgumentParser(prog="lokiarrow", description="A Loki-compatible log store on Parquet.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_parser(commands.add_parser("serve", help="run the server (push, query, flush)"))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=getattr(logging, args.log_level.upper().replace("WARN", "WARNING"), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return serve(args)
+    except LokiError as exc:
+        print(exc.message, file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

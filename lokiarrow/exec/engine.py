@@ -1,0 +1,118 @@
+"""The querier: LogQL text and a time range in, Loki's `data` object out.
+
+This is the one function per endpoint the HTTP layer, the CLI and the Python API share. It knows
+nothing of HTTP: parameters arrive parsed (ns timestamps), answers leave as plain dicts.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from lokiarrow.config import Limits
+from lokiarrow.errors import BadRequest, Unsupported
+from lokiarrow.exec.logs import LogQuery, ScanStats, select_logs
+from lokiarrow.exec.results import stats_block, streams_result
+from lokiarrow.logql.ast import LineFilter, LogExpr
+from lokiarrow.logql.parser import parse_expr, parse_matchers
+from lokiarrow.model import Matcher
+from lokiarrow.store.store import Store
+from lokiarrow.store.tenant import Snapshot
+
+
+@dataclass(frozen=True)
+class RangeRequest:
+    query: str
+    start: int
+    end: int
+    limit: int = 100
+    backward: bool = True
+
+
+class Querier:
+    def __init__(self, store: Store, limits: Limits) -> None:
+        self.store = store
+        self.limits = limits
+
+    def _snapshot(self, tenant: str) -> Snapshot:
+        return self.store.tenant(tenant).snapshot()
+
+    def query_range(self, tenant: str, req: RangeRequest) -> dict[str, Any]:
+        began = time.perf_counter()
+        expr = parse_expr(req.query)
+        if not isinstance(expr, LogExpr):
+            raise Unsupported("metric queries")
+        max_limit = self.limits.max_entries_limit_per_query
+        if max_limit and req.limit > max_limit:
+            raise BadRequest(f"max entries limit per query exceeded, limit > max_entries_limit "
+                             f"({req.limit} > {max_limit})")
+        filters = []
+        for stage in expr.stages:
+            if not isinstance(stage, LineFilter):
+                raise Unsupported(f"pipeline stage {type(stage).__name__}")
+            filters.append(stage)
+        snapshot = self._snapshot(tenant)
+        ids = snapshot.index.streams.match(expr.matchers)
+        stats = ScanStats()
+        q = LogQuery(expr.matchers, tuple(filters), req.start, req.end, req.limit, req.backward)
+        rows = select_logs(snapshot, ids, q, stats) if ids else None
+        result = streams_result(rows, snapshot.index.streams.labels) if rows is not None else []
+        return {"resultType": "streams", "result": result,
+                "stats": stats_block(stats, time.perf_counter() - began)}
+
+    def query_instant(self, tenant: str, query: str, at: int) -> dict[str, Any]:
+        expr = parse_expr(query)
+        if isinstance(expr, LogExpr):
+            raise BadRequest("log queries are not supported as an instant query type, "
+                             "please change your query to a range query type")
+        raise Unsupported("metric queries")
+
+    def _streams_in_range(self, snapshot: Snapshot, start: int, end: int,
+                          matchers: tuple[Matcher, ...] | None) -> set[int]:
+        ids = snapshot.index.stream_ids_in_range(start, end)
+        for head in snapshot.heads:
+            for sid, (lo, hi) in list(head.stream_range.items()):
+                if hi >= start and lo < end:
+                    ids.add(sid)
+        if matchers:
+            ids &= snapshot.index.streams.match(matchers)
+        return ids
+
+    def _selector(self, query: str | None) -> tuple[Matcher, ...] | None:
+        if not query:
+            return None
+        expr = parse_expr(query)
+        if not isinstance(expr, LogExpr):
+            raise BadRequest("only stream selectors are allowed here")
+        return expr.matchers
+
+    def labels(self, tenant: str, start: int, end: int, query: str | None = None) -> list[str]:
+        snapshot = self._snapshot(tenant)
+        labels = snapshot.index.streams.labels
+        names = {n for sid in self._streams_in_range(snapshot, start, end, self._selector(query))
+                 for n in labels[sid]}
+        return sorted(names)
+
+    def label_values(self, tenant: str, name: str, start: int, end: int, query: str | None = None) -> list[str]:
+        snapshot = self._snapshot(tenant)
+        labels = snapshot.index.streams.labels
+        ids = self._streams_in_range(snapshot, start, end, self._selector(query))
+        return sorted({labels[sid][name] for sid in ids if name in labels[sid]})
+
+    def series(self, tenant: str, selectors: list[str], start: int, end: int) -> list[dict[str, str]]:
+        snapshot = self._snapshot(tenant)
+        labels = snapshot.index.streams.labels
+        ids: set[int] = set()
+        if not selectors:
+            ids = self._streams_in_range(snapshot, start, end, None)
+        for text in selectors:
+            matchers = parse_matchers(text, validate=False)  # Loki allows {a=~".*"} here
+            if not matchers:
+                raise BadRequest("0 matchers in group: {}")
+            ids |= self._streams_in_range(snapshot, start, end, matchers)
+        limit = self.limits.max_query_series
+        result = [dict(labels[sid]) for sid in sorted(ids, key=lambda s: snapshot.index.streams.text[s])]
+        if limit and len(result) > limit:
+            raise BadRequest(f"the query hit the max number of series limit (limit: {limit} series)")
+        return result

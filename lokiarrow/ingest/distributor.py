@@ -1,0 +1,265 @@
+"""The push path: request bytes to validated, enriched entries in one Arrow batch (`ENTRIES`).
+
+`prepare_push`, in the order Loki's push handler and distributor work:
+  1. decode the body into streams (`lokiarrow.wire`); a request without streams is refused (422);
+  2. parse every stream's label text (cached per text); one that does not parse refuses the whole
+     request; add `service_name`;
+  3. drop streams without entries; truncate long lines when `max_line_size_truncate`;
+  4. refuse streams whose labels break a limit, then entries (`validate`), keeping the rest;
+  5. sanitise structured metadata names, add `detected_level` (`enrich`);
+  6. take the accepted bytes from the tenant's rate limit (429 refuses the whole request);
+  7. build the batch; the refusals of step 4 become the message of the 400 to answer once the
+     accepted part is stored.
+Entries keep request order. The decoded streams belong to this call (metadata lists are edited).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lokiarrow.config import Limits
+from lokiarrow.errors import BadRequest, LokiError
+from lokiarrow.ingest import validate
+from lokiarrow.ingest.enrich import (
+    add_service_name,
+    level_detector,
+    level_from_labels,
+    level_from_metadata,
+    sanitize_metadata_name,
+)
+from lokiarrow.ingest.limits import RATE_LIMITER, RateLimiter
+from lokiarrow.logql.promlabels import parse_label_pairs
+from lokiarrow.model import go_quote, labels_string, stream_id
+from lokiarrow.store.schema import ENTRIES, METADATA_TYPE
+from lokiarrow.wire import PushStream, decode_push
+from lokiarrow.wire.stream import Pairs
+
+LABEL_CACHE_SIZE = 100_000   # Loki's maxLabelCacheSize
+
+
+class NoStreams(BadRequest):
+    """A push without any stream: Loki answers 422."""
+
+    status = 422
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPush:
+    """The accepted part of a push and what to answer once it is stored.
+
+    `batch` holds the accepted entries (ENTRIES schema, request order); `lines` and `bytes` count
+    them (bytes of lines and structured metadata, `detected_level` not counted, as Loki's rate limit
+    does); `error` is the 400 message for the refused part, None when everything was accepted.
+    """
+
+    batch: pa.RecordBatch
+    lines: int
+    bytes: int
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Labels:
+    """A label text, parsed and enriched for one `discover_service_name` list."""
+
+    pairs: list[tuple[str, str]]   # sorted by name, duplicates kept (for validation)
+    labels: dict[str, str]
+    text: str                      # what Loki's messages print
+    canonical: str
+    stream_id: int
+    discover: tuple[str, ...]
+
+
+_LABELS: dict[str, _Labels] = {}
+
+
+def _labels(raw: str | dict[str, str], limits: Limits) -> _Labels:
+    text = raw if isinstance(raw, str) else labels_string(raw)
+    cached = _LABELS.get(text)
+    if cached is not None and cached.discover == limits.discover_service_name:
+        return cached
+    try:
+        pairs = parse_label_pairs(text)
+    except LokiError as exc:
+        raise BadRequest(validate.INVALID_LABELS % exc.message) from None
+    base = dict(pairs)
+    labels = add_service_name(base, limits)
+    if labels is not base:
+        pairs = sorted([*pairs, (validate.SERVICE_NAME, labels[validate.SERVICE_NAME])], key=lambda p: p[0])
+    canonical = labels_string(labels)
+    shown = canonical if len(pairs) == len(labels) else "{" + ", ".join(f"{k}={go_quote(v)}" for k, v in pairs) + "}"
+    entry = _Labels(pairs, labels, shown, canonical, stream_id(canonical), limits.discover_service_name)
+    if len(_LABELS) >= LABEL_CACHE_SIZE:
+        _LABELS.clear()
+    _LABELS[text] = entry
+    return entry
+
+
+def prepare_push(tenant: str, body: bytes, content_type: str | None, content_encoding: str | None,
+                 limits: Limits, now_ns: int, legacy: bool = False,
+                 limiter: RateLimiter | None = None) -> PreparedPush:
+    """Decode, validate and enrich a push for `tenant` at time `now_ns`.
+
+    Raises BadRequest when the body is malformed or a label text does not parse, NoStreams (422)
+    when it holds no stream, TooManyRequests (429) past the tenant's rate limit (`limiter`, the
+    process's shared one by default). Otherwise returns the accepted entries and the message of the
+    400 to answer for the refused ones.
+    """
+    streams = decode_push(body, content_type, content_encoding, legacy=legacy)
+    if not streams:
+        raise NoStreams(validate.MISSING_STREAMS)
+    parsed = [_labels(s.labels, limits) for s in streams]
+    errors: list[tuple[int, int, str]] = []   # (stream in request, row, message): sorted into Loki's order
+    kept: list[_Kept] = []
+    for i, (lbs, stream) in enumerate(zip(parsed, streams, strict=True)):
+        if not len(stream):
+            continue
+        problem = validate.label_error(lbs.text, lbs.pairs, limits)
+        if problem is not None:
+            errors.append((i, -1, problem))
+        else:
+            kept.append(_Kept(i, lbs, stream))
+    if not kept:
+        return PreparedPush(_EMPTY, 0, 0, validate.group_errors([m for _, _, m in sorted(errors)]))
+    batch, size = _accept(kept, limits, now_ns, errors)
+    if batch.num_rows:
+        (limiter or RATE_LIMITER).check(tenant, batch.num_rows, size, limits, now_ns)
+    errors.sort(key=lambda e: (e[0], e[1]))
+    return PreparedPush(batch, batch.num_rows, size, validate.group_errors([m for _, _, m in errors]))
+
+
+@dataclass(frozen=True, slots=True)
+class _Kept:
+    index: int            # position in the request
+    labels: _Labels
+    stream: PushStream
+
+
+_EMPTY = pa.RecordBatch.from_pylist([], schema=ENTRIES)
+
+
+def _accept(kept: list[_Kept], limits: Limits, now_ns: int,
+            errors: list[tuple[int, int, str]]) -> tuple[pa.RecordBatch, int]:
+    """Steps 3-5 and 7 for the streams whose labels passed; appends entry refusals to `errors`."""
+    counts = [len(k.stream) for k in kept]
+    owner = [i for i, c in enumerate(counts) for _ in range(c)] if len(kept) > 1 else None
+    stream_of_row = pa.array(owner, pa.int32()) if owner else pa.repeat(pa.scalar(0, pa.int32()), counts[0])
+    timestamps = pa.concat_arrays([k.stream.timestamps for k in kept])
+    lines = pa.concat_arrays([k.stream.lines for k in kept])
+    metadata: list[Pairs] | None = None
+    if any(k.stream.metadata is not None for k in kept):
+        metadata = [pairs for k in kept for pairs in (k.stream.metadata or [[] for _ in range(len(k.stream))])]
+    line_bytes = pc.binary_length(lines)
+    if limits.max_line_size_truncate and limits.max_line_size:
+        lines, line_bytes = _truncate(lines, line_bytes, limits)
+
+    def kept_of(row: int) -> _Kept:
+        return kept[owner[row] if owner else 0]
+
+    refused = validate.entry_errors(timestamps, line_bytes, metadata, lambda row: kept_of(row).labels.text,
+                                    limits, now_ns)
+    if refused:
+        errors.extend((kept_of(row).index, row, message) for row, message in refused)
+        rows = {row for row, _ in refused}
+        keep = pa.array([row not in rows for row in range(len(lines))], pa.bool_())
+        timestamps, lines, line_bytes, stream_of_row = (
+            a.filter(keep) for a in (timestamps, lines, line_bytes, stream_of_row))
+        if metadata is not None:
+            metadata = [pairs for row, pairs in enumerate(metadata) if row not in rows]
+    size = pc.sum(line_bytes).as_py() or 0
+    if metadata is not None:
+        _sanitize(metadata)
+        size += sum(validate.metadata_size(pairs) for pairs in metadata if pairs)
+    column = _metadata_column(kept, stream_of_row, lines, metadata, limits)
+    labels = pc.take(pa.array([k.labels.canonical for k in kept], pa.string()), stream_of_row)
+    ids = pc.take(pa.array([k.labels.stream_id for k in kept], pa.int64()), stream_of_row)
+    return pa.RecordBatch.from_arrays([labels, ids, timestamps, lines, column], schema=ENTRIES), size
+
+
+def _truncate(lines: pa.StringArray, line_bytes: pa.Array, limits: Limits) -> tuple[pa.StringArray, pa.Array]:
+    """Loki's truncateLines: a line over max_line_size keeps its first max - len(identifier) bytes
+    and gets the identifier appended; when that leaves nothing it stays (and is refused as too long)."""
+    suffix = getattr(limits, "max_line_size_truncate_identifier", "")
+    keep = limits.max_line_size - len(suffix.encode())
+    long = pc.greater(line_bytes, limits.max_line_size)
+    if keep <= 0 or not pc.any(long).as_py():
+        return lines, line_bytes
+    cut = [line.encode()[:keep].decode("utf-8", "ignore") + suffix for line in lines.filter(long).to_pylist()]
+    lines = pc.replace_with_mask(lines, long, pa.array(cut, pa.string()))
+    return lines, pc.binary_length(lines)
+
+
+_SANITIZED: dict[str, str] = {}
+
+
+def _sanitized_name(name: str) -> str:
+    clean = _SANITIZED.get(name)
+    if clean is None:
+        try:
+            clean = sanitize_metadata_name(name)
+        except ValueError as exc:
+            raise BadRequest(str(exc)) from None
+        if len(_SANITIZED) < LABEL_CACHE_SIZE:
+            _SANITIZED[name] = clean
+    return clean
+
+
+def _sanitize(metadata: list[Pairs]) -> None:
+    """Structured metadata as Loki stores it: names sanitised (a name given twice keeps its last
+    value), U+FFFD (bytes that were not UTF-8) removed from values. Edits `metadata` in place."""
+    for i, pairs in enumerate(metadata):
+        if pairs and any(_sanitized_name(name) != name or "\ufffd" in value for name, value in pairs):
+            clean: dict[str, str] = {}
+            for name, value in pairs:
+                clean[_sanitized_name(name)] = value.replace("\ufffd", "")
+            metadata[i] = list(clean.items())
+
+
+def _metadata_column(kept: list[_Kept], stream_of_row: pa.Array, lines: pa.StringArray,
+                     metadata: list[Pairs] | None, limits: Limits) -> pa.Array:
+    """The `metadata` map column: each row's pairs, then `detected_level` when Loki adds one."""
+    n = len(lines)
+    if not (limits.discover_log_levels and limits.allow_structured_metadata):
+        if metadata is None:
+            return pa.nulls(n, METADATA_TYPE)
+        return _map(metadata, [None] * n)
+    detector = level_detector(limits)
+    stream_levels = [level_from_labels(k.labels.labels, detector.fields) for k in kept]
+    if metadata is None:
+        levels = pc.take(pa.array(stream_levels, pa.string()), stream_of_row)
+        missing = levels.is_null()
+        if pc.any(missing).as_py():
+            levels = pc.replace_with_mask(levels, missing, detector.detect(lines.filter(missing)))
+        offsets = pa.array(range(n + 1), pa.int32())
+        return pa.MapArray.from_arrays(offsets, pa.repeat(validate.LEVEL_LABEL, n), levels, type=METADATA_TYPE)
+    owners = stream_of_row.to_pylist()
+    found: list[str | None] = [level_from_metadata(pairs, stream_levels[owner], detector.fields) if pairs
+                               else stream_levels[owner] for pairs, owner in zip(metadata, owners, strict=True)]
+    missing = pa.array([level is None for level in found], pa.bool_())
+    if pc.any(missing).as_py():
+        detected = iter(detector.detect(lines.filter(missing)).to_pylist())
+        found = [next(detected) if level is None else level for level in found]
+    return _map(metadata, found)
+
+
+def _map(metadata: list[Pairs], levels: list[str | None]) -> pa.Array:
+    """A map column from each row's pairs plus its level (None or "" adds none); empty rows are null."""
+    offsets = [0]
+    keys: list[str] = []
+    items: list[str] = []
+    valid: list[bool] = []
+    for pairs, level in zip(metadata, levels, strict=True):
+        for name, value in pairs:
+            keys.append(name)
+            items.append(value)
+        if level:
+            keys.append(validate.LEVEL_LABEL)
+            items.append(level)
+        offsets.append(len(keys))
+        valid.append(offsets[-1] > offsets[-2])
+    return pa.MapArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(keys, pa.string()),
+                                   pa.array(items, pa.string()), type=METADATA_TYPE,
+                                   mask=pc.invert(pa.array(valid, pa.bool_())))

@@ -1,0 +1,72 @@
+"""The FastAPI application: services wired at start-up, routers, one error shape.
+
+Errors: any LokiError answers with its status and its message as plain text, as Loki's
+`http.Error` does; anything unexpected is logged and answers 500 without losing accepted data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse, Response
+
+from lokiarrow.config import Config
+from lokiarrow.errors import LokiError
+from lokiarrow.exec.engine import Querier
+from lokiarrow.server import routes_admin, routes_push, routes_query
+from lokiarrow.server.deps import Services
+from lokiarrow.server.telemetry import Telemetry
+from lokiarrow.store.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def error_response(status: int, message: str) -> PlainTextResponse:
+    return PlainTextResponse(message + "\n", status_code=status, headers={"X-Content-Type-Options": "nosniff"})
+
+
+def create_app(config: Config) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = Store(config.path_prefix, config.ingester)
+        store.start()
+        app.state.services = Services(config, store, Querier(store, config.limits), Telemetry())
+        try:
+            yield
+        finally:
+            store.close()
+
+    app = FastAPI(title="lokiarrow", lifespan=lifespan, docs_url=None, redoc_url=None)
+    for module in (routes_push, routes_query, routes_admin):
+        app.include_router(module.router)
+
+    @app.exception_handler(LokiError)
+    async def loki_error(request: Request, exc: LokiError) -> Response:
+        return error_response(exc.status, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        return error_response(400, f"invalid request: {exc.errors()}")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.exception("unexpected error on %s", request.url.path)
+        return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        began = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        services = getattr(request.app.state, "services", None)
+        if services is not None:
+            services.telemetry.requests.labels(request.method, getattr(route, "path", "other"),
+                                               str(response.status_code)).observe(time.perf_counter() - began)
+        return response
+
+    return app

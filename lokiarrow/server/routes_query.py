@@ -1,0 +1,66 @@
+"""Loki's read endpoints: query, query_range, labels, label values, series."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from lokiarrow.errors import BadRequest
+from lokiarrow.exec.engine import RangeRequest
+from lokiarrow.server.deps import ParamsDep, ServicesDep, TenantDep
+from lokiarrow.server.params import parse_backward, parse_bounds, parse_limit, parse_time
+
+router = APIRouter()
+
+
+def success(data: Any) -> Response:
+    return Response(orjson.dumps({"status": "success", "data": data}), media_type="application/json")
+
+
+@router.api_route("/loki/api/v1/query_range", methods=["GET", "POST"])
+async def query_range(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
+    query = p.get("query")
+    if not query:
+        raise BadRequest("query parameter is required")  # Loki: empty query
+    start, end = parse_bounds(p)
+    req = RangeRequest(query, start, end, parse_limit(p), parse_backward(p))
+    return success(await run_in_threadpool(svc.querier.query_range, tenant, req))
+
+
+@router.api_route("/loki/api/v1/query", methods=["GET", "POST"])
+async def query(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
+    query = p.get("query")
+    if not query:
+        raise BadRequest("query parameter is required")
+    at = parse_time(p.get("time"), time.time_ns())
+    parse_limit(p)
+    parse_backward(p)
+    return success(await run_in_threadpool(svc.querier.query_instant, tenant, query, at))
+
+
+@router.api_route("/loki/api/v1/labels", methods=["GET", "POST"])
+@router.api_route("/loki/api/v1/label", methods=["GET", "POST"])
+async def labels(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
+    start, end = parse_bounds(p)
+    return success(await run_in_threadpool(svc.querier.labels, tenant, start, end, p.get("query")))
+
+
+@router.api_route("/loki/api/v1/label/{name}/values", methods=["GET", "POST"])
+async def label_values(name: str, svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
+    start, end = parse_bounds(p)
+    return success(await run_in_threadpool(svc.querier.label_values, tenant, name, start, end, p.get("query")))
+
+
+@router.api_route("/loki/api/v1/series", methods=["GET", "POST"])
+async def series(request: Request, svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
+    start, end = parse_bounds(p)
+    selectors = request.query_params.getlist("match[]") or request.query_params.getlist("match")
+    if request.method == "POST":
+        form = await request.form()
+        selectors += [str(v) for v in form.getlist("match[]") + form.getlist("match")]
+    return success(await run_in_threadpool(svc.querier.series, tenant, selectors, start, end))

@@ -1,0 +1,113 @@
+"""The label/time index a tenant's queries start from.
+
+It answers two questions without opening a chunk:
+1. Which streams match these label matchers? A postings map (label name -> value -> stream ids),
+   as Loki's TSDB keeps, so `=` is a lookup and `=~` runs its regex once per distinct value.
+2. Which chunk files hold those streams within [start, end]? The index rows (one per stream and
+   chunk file, with min_ts, max_ts, rows and bytes), filtered with Arrow compute.
+
+Contract: additions are atomic for readers: `add_rows` swaps in a new table; readers keep
+whichever table they took. Not thread-safe for writers: the tenant serialises them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from lokiarrow.logql.parser import parse_labels
+from lokiarrow.model import Labels, Matcher
+from lokiarrow.store.fs import Root
+from lokiarrow.store.schema import INDEX
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """One chunk file a query must read, with the time span of the wanted streams in it."""
+
+    path: str
+    min_ts: int
+    max_ts: int
+    rows: int
+
+
+class Streams:
+    """Every stream a tenant has, by id, with a postings map for matcher lookups."""
+
+    def __init__(self) -> None:
+        self.labels: dict[int, Labels] = {}
+        self.text: dict[int, str] = {}
+        self.postings: dict[str, dict[str, set[int]]] = {}
+
+    def add(self, sid: int, text: str) -> None:
+        if sid in self.labels:
+            return
+        labels = parse_labels(text)
+        self.labels[sid] = labels
+        self.text[sid] = text
+        for name, value in labels.items():
+            self.postings.setdefault(name, {}).setdefault(value, set()).add(sid)
+
+    def match(self, matchers: Iterable[Matcher]) -> set[int]:
+        """Ids of the streams whose labels satisfy every matcher."""
+        result: set[int] | None = None
+        for m in sorted(matchers, key=lambda m: m.op != "="):  # cheapest, most selective first
+            if m.matches_empty():
+                # also matches streams without the label: start from all, remove failing values
+                hit = set(result if result is not None else self.labels)
+                for value, ids in self.postings.get(m.name, {}).items():
+                    if not m.matches(value):
+                        hit -= ids
+            else:
+                hit = set()
+                for value, ids in self.postings.get(m.name, {}).items():
+                    if m.matches(value):
+                        hit |= ids
+            result = hit if result is None else result & hit
+            if not result:
+                return set()
+        return result if result is not None else set(self.labels)
+
+
+class Index:
+    def __init__(self) -> None:
+        self.rows: pa.Table = INDEX.empty_table()
+        self.streams = Streams()
+
+    def add_rows(self, rows: pa.Table) -> None:
+        for sid, text in zip(rows.column("stream_id").to_pylist(), rows.column("labels").to_pylist(), strict=True):
+            self.streams.add(sid, text)
+        self.rows = pa.concat_tables([self.rows, rows.select(INDEX.names).cast(INDEX)]).combine_chunks()
+
+    def load(self, root: Root, tenant: str) -> None:
+        files = root.glob(f"{tenant}/index/day=*/*.parquet")
+        if files:
+            tables = [pq.read_table(root.full(f), schema=INDEX) for f in files]
+            self.add_rows(pa.concat_tables(tables))
+
+    def chunks(self, stream_ids: Iterable[int], start: int, end: int) -> list[ChunkRef]:
+        """The chunk files holding any of the streams within [start, end), newest data first."""
+        rows = self.rows
+        if rows.num_rows == 0:
+            return []
+        mask = pc.and_(
+            pc.is_in(rows.column("stream_id"), value_set=pa.array(list(stream_ids), pa.int64())),
+            pc.and_(pc.greater_equal(rows.column("max_ts"), start), pc.less(rows.column("min_ts"), end)))
+        hits = rows.filter(mask)
+        if hits.num_rows == 0:
+            return []
+        grouped = hits.group_by("chunk", use_threads=False).aggregate(
+            [("min_ts", "min"), ("max_ts", "max"), ("rows", "sum")])
+        refs = [ChunkRef(p, lo, hi, n) for p, lo, hi, n in zip(
+            *(grouped.column(c).to_pylist() for c in ("chunk", "min_ts_min", "max_ts_max", "rows_sum")),
+            strict=True)]
+        return sorted(refs, key=lambda r: (r.max_ts, r.min_ts), reverse=True)
+
+    def stream_ids_in_range(self, start: int, end: int) -> set[int]:
+        rows = self.rows
+        mask = pc.and_(pc.greater_equal(rows.column("max_ts"), start), pc.less(rows.column("min_ts"), end))
+        return set(pc.unique(rows.filter(mask).column("stream_id")).to_pylist())

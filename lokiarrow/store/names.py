@@ -1,0 +1,37 @@
+"""Where each file of a tenant lives under the store root, and how new files are named.
+
+Names are unique per writer without coordination: the creation time in ns, a per-process random
+writer id and a sequence number, so several writers can share one object store.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from datetime import UTC, datetime
+
+NS_PER_DAY = 86_400 * 10**9
+_WRITER = os.urandom(4).hex()
+_SEQ = itertools.count()
+
+
+def day_of(ts_ns: int) -> str:
+    """The UTC day (`YYYY-MM-DD`) a timestamp falls in: the partition it is stored under."""
+    return datetime.fromtimestamp(ts_ns // 10**9, UTC).strftime("%Y-%m-%d")
+
+
+def new_segment_name() -> str:
+    return f"{time.time_ns():020d}-{_WRITER}-{next(_SEQ):06d}"
+
+
+def chunk_path(tenant: str, day: str, segment: str) -> str:
+    return f"{tenant}/chunks/day={day}/{segment}.parquet"
+
+
+def index_path(tenant: str, day: str, segment: str) -> str:
+    return f"{tenant}/index/day={day}/{segment}.parquet"
+
+
+def wal_dir(tenant: str) -> str:
+    return f"{tenant}/wal"

@@ -1,0 +1,98 @@
+"""One tenant's store: WAL, head, the heads being flushed, and the index, kept consistent.
+
+Contract:
+- `push(batch)` returns only once the kept entries are durable in the WAL (group commit) and
+  visible to `snapshot()`.
+- `snapshot()` gives a consistent view for a query: the heads in memory plus the index rows of
+  every chunk written so far. An entry is in exactly one of them at any moment: a flushed head
+  leaves memory in the same step its index rows arrive.
+- `flush()` writes the head out and retires the WAL segments it covered. One flush at a time.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from lokiarrow.config import Ingester
+from lokiarrow.store.chunks import write_chunks
+from lokiarrow.store.fs import Root
+from lokiarrow.store.head import Head
+from lokiarrow.store.index import Index
+from lokiarrow.store.names import wal_dir
+from lokiarrow.store.wal import WAL
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    heads: tuple[Head, ...]
+    index: Index
+    root: Root
+
+
+class TenantStore:
+    def __init__(self, root: Root, tenant: str, settings: Ingester) -> None:
+        self.root = root
+        self.tenant = tenant
+        self.settings = settings
+        self.index = Index()
+        self.index.load(root, tenant)
+        self.head = Head()
+        self.flushing: list[Head] = []
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self.wal = WAL(root.local_path(wal_dir(tenant))) if settings.wal_enabled and root.local else None
+        if self.wal is not None:
+            for batch in self.wal.replay():
+                self._add(batch)
+
+    def _add(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        kept, streams = self.head.add(batch)
+        for sid, text in streams.items():
+            self.index.streams.add(sid, text)
+        return kept
+
+    def push(self, batch: pa.RecordBatch) -> int:
+        """Store a batch of ENTRIES; returns how many entries were new (not duplicates)."""
+        with self._lock:
+            kept = self._add(batch)
+            ticket = self.wal.write(kept) if self.wal is not None and kept.num_rows else None
+        if ticket is not None and self.wal is not None:
+            self.wal.sync(ticket)
+        return kept.num_rows
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            return Snapshot(tuple(self.flushing) + (self.head,), self.index, self.root)
+
+    def needs_flush(self) -> bool:
+        s = self.settings
+        h = self.head
+        return h.rows > 0 and (h.rows >= s.flush_max_rows or h.bytes >= s.flush_max_bytes
+                               or h.age_seconds() * 1e9 >= s.max_chunk_age)
+
+    def flush(self) -> int:
+        """Write the head to chunk files; returns the number of entries written."""
+        with self._flush_lock:
+            with self._lock:
+                if self.head.rows == 0:
+                    return 0
+                frozen = self.head
+                self.head = Head()
+                self.flushing.append(frozen)
+                upto = self.wal.rotate() if self.wal is not None else 0
+            rows = write_chunks(self.root, self.tenant, frozen.table(), frozen.streams,
+                                self.settings.row_group_size)
+            with self._lock:
+                self.index.add_rows(rows)
+                self.flushing.remove(frozen)
+            if self.wal is not None:
+                self.wal.retire(upto)
+            return frozen.rows
+
+    def close(self) -> None:
+        self.flush()
+        if self.wal is not None:
+            self.wal.close()

@@ -1,0 +1,109 @@
+"""The write-ahead log: acknowledged entries survive a crash.
+
+A tenant's WAL is a folder of segments, each an Arrow IPC stream of ENTRIES batches.
+
+1. `write(batch)` appends a batch to the open segment and returns a ticket; it does not wait for the disk.
+2. `sync(ticket)` returns once that batch is on disk. Concurrent callers share one fsync
+   (group commit): whoever holds the sync lock fsyncs everything written so far.
+3. `rotate()` fsyncs and closes the open segment and opens the next; it returns the closed
+   segment's number so a flush can `retire(upto)` the segments its data came from.
+4. `replay()` yields every batch of every segment in order; a torn tail (a crash mid-write of a
+   batch that was never acknowledged) ends that segment's replay.
+
+Thread safety: `write` and `rotate` must be called under the caller's lock that also guards the
+head, so that a segment never holds an entry the head it is retired with does not; `sync` may be
+called from any thread.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from typing import BinaryIO
+
+import pyarrow as pa
+
+from lokiarrow.store.schema import ENTRIES
+
+
+class WAL:
+    def __init__(self, folder: str) -> None:
+        self.folder = folder
+        os.makedirs(folder, exist_ok=True)
+        existing = self._segments()
+        self._number = (existing[-1] + 1) if existing else 1
+        self._sync_lock = threading.Lock()
+        self._written = 0      # batches written to the open segment
+        self._synced = 0       # batches of the open segment known to be on disk
+        self._file: BinaryIO | None = None
+        self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+
+    def _segments(self) -> list[int]:
+        return sorted(int(n.split(".")[0]) for n in os.listdir(self.folder) if n.endswith(".arrow"))
+
+    def _path(self, number: int) -> str:
+        return os.path.join(self.folder, f"{number:010d}.arrow")
+
+    def _open(self) -> None:
+        self._file = open(self._path(self._number), "ab", buffering=0)  # noqa: SIM115
+        self._writer = pa.ipc.new_stream(self._file, ENTRIES)
+        self._written = self._synced = 0
+
+    def write(self, batch: pa.RecordBatch) -> tuple[int, int]:
+        if self._writer is None:
+            self._open()
+        assert self._writer is not None
+        self._writer.write_batch(batch)
+        self._written += 1
+        return self._number, self._written
+
+    def sync(self, ticket: tuple[int, int]) -> None:
+        number, seq = ticket
+        with self._sync_lock:
+            if number != self._number or self._synced >= seq or self._file is None:
+                return  # rotated (rotation fsyncs) or already covered by another caller's fsync
+            target = self._written
+            os.fsync(self._file.fileno())
+            self._synced = target
+
+    def rotate(self) -> int:
+        """Close the open segment (durably) and start a new one; returns the closed number."""
+        with self._sync_lock:
+            closed = self._number
+            if self._writer is not None and self._file is not None:
+                self._writer.close()
+                os.fsync(self._file.fileno())
+                self._file.close()
+            self._writer = None
+            self._file = None
+            self._number += 1
+            return closed
+
+    def retire(self, upto: int) -> None:
+        """Delete the segments numbered `upto` and below: their entries are in chunk files now."""
+        for number in self._segments():
+            if number <= upto:
+                os.remove(self._path(number))
+
+    def replay(self) -> Iterator[pa.RecordBatch]:
+        for number in self._segments():
+            if number >= self._number:
+                continue
+            yield from _read_segment(self._path(number))
+
+    def close(self) -> None:
+        self.rotate()
+
+
+def _read_segment(path: str) -> Iterator[pa.RecordBatch]:
+    try:
+        with open(path, "rb") as f:
+            reader = pa.ipc.open_stream(f)
+            while True:
+                try:
+                    yield reader.read_next_batch()
+                except StopIteration:
+                    return
+    except (pa.ArrowInvalid, OSError, EOFError):
+        return  # torn tail: the batch being written when the process died was never acknowledged

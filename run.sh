@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# One entry point: `./run.sh serve` sets up and starts the server; `./run.sh test` sets up and tests.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+venv() {
+  if [ ! -x .venv/bin/python ]; then python3 -m venv .venv; fi
+  local stamp=.venv/.installed-$(sha1sum pyproject.toml | cut -c1-12)-$1
+  if [ ! -f "$stamp" ]; then
+    .venv/bin/pip install -q --upgrade pip
+    if [ "$1" = test ]; then .venv/bin/pip install -q -e '.[test]'; else .venv/bin/pip install -q -e .; fi
+    touch "$stamp"
+  fi
+}
+
+test_tools() {
+  # Node.js clients (winston-loki) for the third-party client tests.
+  if ! command -v npm >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  if [ ! -d tests/clients/node/node_modules ]; then (cd tests/clients/node && npm ci --silent --no-audit --no-fund); fi
+}
+
+case "${1:-}" in
+  serve)
+    venv run
+    shift
+    exec .venv/bin/lokiarrow serve "$@"
+    ;;
+  test)
+    venv test
+    test_tools
+    shift
+    .venv/bin/ruff check lokiarrow tests bench
+    .venv/bin/mypy lokiarrow
+    exec .venv/bin/pytest "$@"
+    ;;
+  bench)
+    venv test
+    shift
+    exec .venv/bin/python -m bench.run "$@"
+    ;;
+  *)
+    echo "usage: ./run.sh serve [lokiarrow serve flags] | test [pytest args] | bench [flags]" >&2
+    exit 2
+    ;;
+esac
