@@ -82,7 +82,7 @@ def _scan(group: list[Source], ids: list[int], q: LogQuery, stats: ScanStats) ->
     sql = (f"SELECT * FROM ({' UNION ALL '.join(parts)}) "
            f"ORDER BY ts {order}, stream_id, src {order}, rn {order} LIMIT ?")
     try:
-        result = cur.execute(sql, [*params, q.limit]).to_arrow_table()
+        result = cur.sql(sql, params=[*params, q.limit]).to_arrow_table()
     finally:
         for name in registered:
             cur.unregister(name)

@@ -33,15 +33,18 @@ def head_rows(snapshot: Snapshot, stream_ids: Collection[int], start: int, end: 
 
     Rows carry `rn`, their position in the head: the order they arrived in.
     """
-    wanted = pa.array(list(stream_ids), pa.int64())
+    wanted_set = set(stream_ids)
+    wanted = pa.array(list(wanted_set), pa.int64())
     out = []
     for rank, head in enumerate(snapshot.heads):
         if not head.batches or head.max_ts is None or head.max_ts < start or (head.min_ts or 0) >= end:
             continue
-        if not any(sid in head.streams for sid in stream_ids):
+        table, offsets = head.table_for(wanted_set, start, end)
+        if table.num_rows == 0:
             continue
-        table = head.table()
-        table = table.append_column("rn", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+        sizes = [b.num_rows for b in table.to_batches()]
+        rn = np.concatenate([np.arange(o, o + n, dtype=np.int64) for o, n in zip(offsets, sizes, strict=True)])
+        table = table.append_column("rn", pa.array(rn))
         ts = table.column("ts")
         mask = pc.and_(pc.is_in(table.column("stream_id"), value_set=wanted),
                        pc.and_(pc.greater_equal(ts, start), pc.less(ts, end)))

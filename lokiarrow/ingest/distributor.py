@@ -16,6 +16,7 @@ Entries keep request order. The decoded streams belong to this call (metadata li
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import accumulate
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -139,14 +140,14 @@ class _Kept:
 
 
 _EMPTY = pa.RecordBatch.from_pylist([], schema=ENTRIES)
+_LEVEL_KEY = pa.scalar(validate.LEVEL_LABEL, pa.string())
 
 
 def _accept(kept: list[_Kept], limits: Limits, now_ns: int,
             errors: list[tuple[int, int, str]]) -> tuple[pa.RecordBatch, int]:
     """Steps 3-5 and 7 for the streams whose labels passed; appends entry refusals to `errors`."""
-    counts = [len(k.stream) for k in kept]
-    owner = [i for i, c in enumerate(counts) for _ in range(c)] if len(kept) > 1 else None
-    stream_of_row = pa.array(owner, pa.int32()) if owner else pa.repeat(pa.scalar(0, pa.int32()), counts[0])
+    ends = pa.array(list(accumulate(len(k.stream) for k in kept)), pa.int32())
+    stream_of_row = pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(ends, pa.array(range(len(kept)), pa.int32())))
     timestamps = pa.concat_arrays([k.stream.timestamps for k in kept])
     lines = pa.concat_arrays([k.stream.lines for k in kept])
     metadata: list[Pairs] | None = None
@@ -156,8 +157,12 @@ def _accept(kept: list[_Kept], limits: Limits, now_ns: int,
     if limits.max_line_size_truncate and limits.max_line_size:
         lines, line_bytes = _truncate(lines, line_bytes, limits)
 
-    def kept_of(row: int) -> _Kept:
-        return kept[owner[row] if owner else 0]
+    owners: list[int] = []
+
+    def kept_of(row: int) -> _Kept:   # only for refused rows
+        if not owners:
+            owners.extend(stream_of_row.to_pylist())
+        return kept[owners[row]]
 
     refused = validate.entry_errors(timestamps, line_bytes, metadata, lambda row: kept_of(row).labels.text,
                                     limits, now_ns)
@@ -184,7 +189,7 @@ def _truncate(lines: pa.StringArray, line_bytes: pa.Array, limits: Limits) -> tu
     and gets the identifier appended; when that leaves nothing it stays (and is refused as too long)."""
     suffix = getattr(limits, "max_line_size_truncate_identifier", "")
     keep = limits.max_line_size - len(suffix.encode())
-    long = pc.greater(line_bytes, limits.max_line_size)
+    long = pc.greater(line_bytes, pa.scalar(limits.max_line_size, pa.int64()))
     if keep <= 0 or not pc.any(long).as_py():
         return lines, line_bytes
     cut = [line.encode()[:keep].decode("utf-8", "ignore") + suffix for line in lines.filter(long).to_pylist()]
@@ -234,7 +239,7 @@ def _metadata_column(kept: list[_Kept], stream_of_row: pa.Array, lines: pa.Strin
         if pc.any(missing).as_py():
             levels = pc.replace_with_mask(levels, missing, detector.detect(lines.filter(missing)))
         offsets = pa.array(range(n + 1), pa.int32())
-        return pa.MapArray.from_arrays(offsets, pa.repeat(validate.LEVEL_LABEL, n), levels, type=METADATA_TYPE)
+        return pa.MapArray.from_arrays(offsets, pa.repeat(_LEVEL_KEY, n), levels, type=METADATA_TYPE)
     owners = stream_of_row.to_pylist()
     found: list[str | None] = [level_from_metadata(pairs, stream_levels[owner], detector.fields) if pairs
                                else stream_levels[owner] for pairs, owner in zip(metadata, owners, strict=True)]

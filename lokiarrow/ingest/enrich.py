@@ -47,6 +47,7 @@ _LEVEL_WORDS = {"trace": "trace", "trc": "trace", "debug": "debug", "dbg": "debu
                 "err": "error", "critical": "critical", "fatal": "fatal"}
 _WORD_KEYS = pa.array(list(_LEVEL_WORDS), pa.string())
 _WORD_LEVELS = pa.array(list(_LEVEL_WORDS.values()), pa.string())
+_FALSE = pa.scalar(False)   # a Python value given to pyarrow costs a failed import per call
 # words found in a line, in Loki's order of preference at the same position
 _LINE_WORDS = (("trace", "trace"), ("debug", "debug"), ("fatal", "fatal"), ("critical", "critical"),
                ("error", "error"), ("err", "error"), ("warning", "warn"), ("warn", "warn"), ("info", "info"))
@@ -110,7 +111,7 @@ class LevelDetector:
         if len(rest):
             is_logfmt = pc.match_substring_regex(rest, "=")   # RE2 finds a literal far faster than match_substring
             if pc.any(is_logfmt).as_py():
-                is_logfmt = _fill(pa.repeat(False, n), pc.invert(is_json), is_logfmt)
+                is_logfmt = _fill(pa.repeat(_FALSE, n), pc.invert(is_json), is_logfmt)
                 values = _fill(values, is_logfmt, self._logfmt_values(lines.filter(is_logfmt)))
         levels = normalize_levels(values)             # null where no field or not a level word
         missing = levels.is_null()
@@ -123,7 +124,7 @@ class LevelDetector:
         plain = pc.and_(pc.starts_with(lines, "{"), pc.ends_with(lines, "}"))
         spaced = pc.and_not(pc.match_substring_regex(lines, _JSON_START), plain)
         if pc.any(spaced).as_py():
-            plain = pc.or_(plain, _fill(pa.repeat(False, len(lines)), spaced,
+            plain = pc.or_(plain, _fill(pa.repeat(_FALSE, len(lines)), spaced,
                                         pc.match_substring_regex(lines.filter(spaced), _JSON_END)))
         return plain
 

@@ -88,11 +88,11 @@ def entry_errors(timestamps: pa.Int64Array, line_bytes: pa.Array, metadata: Sequ
     """
     oldest = now_ns - limits.reject_old_samples_max_age
     newest = now_ns + limits.creation_grace_period
-    bad = pc.greater(timestamps, newest)
+    bad = pc.greater(timestamps, _int64(newest))
     if limits.reject_old_samples:
-        bad = pc.or_(bad, pc.less(timestamps, oldest))
+        bad = pc.or_(bad, pc.less(timestamps, _int64(oldest)))
     if limits.max_line_size:
-        bad = pc.or_(bad, pc.greater(line_bytes, limits.max_line_size))
+        bad = pc.or_(bad, pc.greater(line_bytes, _int64(limits.max_line_size)))
     rows = set(pc.indices_nonzero(bad).to_pylist()) if pc.any(bad).as_py() else set()
     if metadata is not None:
         rows.update(i for i, pairs in enumerate(metadata) if pairs and _metadata_error(pairs, "", limits))
@@ -111,6 +111,11 @@ def entry_errors(timestamps: pa.Int64Array, line_bytes: pa.Array, metadata: Sequ
             message = _metadata_error(metadata[row], labels, limits) or ""
         out.append((row, message))
     return out
+
+
+def _int64(value: int) -> pa.Scalar:
+    """An Arrow scalar: a Python int given to pyarrow.compute costs a failed import per call."""
+    return pa.scalar(value, pa.int64())
 
 
 def _metadata_error(pairs: Pairs, labels: str, limits: Limits) -> str | None:

@@ -1,30 +1,50 @@
-"""Writing a head's entries as day-partitioned Parquet chunk files and their index rows.
+"""Writing a head's entries as Parquet chunk files, one per hour of data, and their index rows.
 
-1. Sort the entries by (stream_id, ts): a stream's entries sit together, so row-group statistics
-   on stream_id let a scan skip everything but the wanted streams.
-2. Split by UTC day (the `day=` partition).
-3. Per day: write the chunk file (zstd, ~128 k-row groups) atomically, then its index file
-   (one row per stream: span, entries, bytes). The chunk lands first, so no index row ever points
-   at a missing file.
+1. Sort the entries by (stream_id, ts), stably: entries with equal timestamps keep arrival order.
+2. Split by UTC hour: a file covers a bounded time window, so the index can order files by time
+   and a log query can read the newest files first and stop early. Files sit in `day=` folders.
+3. Per file: row groups follow stream boundaries (small neighbouring streams share one, big ones
+   are split at `row_group_size`), so row-group statistics on stream_id skip every other stream.
+4. Write the chunk file atomically, then its index file (one row per stream: span, entries,
+   bytes). The chunk lands first, so no index row ever points at a missing file.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lokiarrow.store.fs import Root
-from lokiarrow.store.names import NS_PER_DAY, chunk_path, day_of, index_path, new_segment_name
+from lokiarrow.store.names import chunk_path, day_of, index_path, new_segment_name
 from lokiarrow.store.schema import CHUNK, INDEX
 
 ZSTD_LEVEL = 3
+NS_PER_HOUR = 3600 * 10**9
+MIN_ROW_GROUP = 256  # neighbouring tiny streams share a row group up to this many rows
 
 
-def _parquet_bytes(table: pa.Table, row_group_size: int) -> bytes:
+def _row_group_bounds(stream_ids: np.ndarray, max_rows: int) -> list[tuple[int, int]]:
+    """[start, end) row ranges that cut only at stream boundaries, except inside huge streams."""
+    starts = np.flatnonzero(np.diff(stream_ids, prepend=stream_ids[0] - 1)).tolist() + [len(stream_ids)]
+    bounds: list[tuple[int, int]] = []
+    lo = 0
+    for cut in starts[1:]:
+        if cut - lo >= MIN_ROW_GROUP or cut == len(stream_ids):
+            for s in range(lo, cut, max_rows):
+                bounds.append((s, min(s + max_rows, cut)))
+            lo = cut
+    return bounds
+
+
+def _parquet_bytes(table: pa.Table, bounds: list[tuple[int, int]]) -> bytes:
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, row_group_size=row_group_size, compression="zstd",
-                   compression_level=ZSTD_LEVEL, use_dictionary=["stream_id"], write_statistics=True)
+    with pq.ParquetWriter(sink, table.schema, compression="zstd", compression_level=ZSTD_LEVEL,
+                          use_dictionary=["stream_id", "metadata.key_value.key", "metadata.key_value.value"],
+                          write_statistics=["stream_id", "ts"]) as writer:
+        for lo, hi in bounds:
+            writer.write_table(table.slice(lo, hi - lo), row_group_size=hi - lo)
     return sink.getvalue().to_pybytes()
 
 
@@ -33,17 +53,18 @@ def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, 
     """Write `entries` (ENTRIES schema) as chunk + index files; returns the index rows written."""
     if entries.num_rows == 0:
         return INDEX.empty_table()
-    ordered = entries.sort_by([("stream_id", "ascending"), ("ts", "ascending")])
-    days = pc.divide(ordered.column("ts"), pa.scalar(NS_PER_DAY, pa.int64()))
+    hours = pc.divide(entries.column("ts"), pa.scalar(NS_PER_HOUR, pa.int64()))
     segment = new_segment_name()
     written = []
-    for day_number in pc.unique(days).to_pylist():
-        part = ordered.filter(pc.equal(days, day_number))
-        day = day_of(day_number * NS_PER_DAY)
-        chunk = chunk_path(tenant, day, segment)
-        root.write_atomic(chunk, _parquet_bytes(part.select(CHUNK.names).cast(CHUNK), row_group_size))
+    for hour in sorted(pc.unique(hours).to_pylist()):
+        part = entries.filter(pc.equal(hours, hour)).sort_by([("stream_id", "ascending"), ("ts", "ascending")])
+        day = day_of(hour * NS_PER_HOUR)
+        name = f"{segment}-h{hour % 24:02d}"
+        chunk = chunk_path(tenant, day, name)
+        bounds = _row_group_bounds(part.column("stream_id").to_numpy(), row_group_size)
+        root.write_atomic(chunk, _parquet_bytes(part.select(CHUNK.names).cast(CHUNK), bounds))
         rows = _index_rows(part, chunk, streams)
-        root.write_atomic(index_path(tenant, day, segment), _parquet_bytes(rows, row_group_size))
+        root.write_atomic(index_path(tenant, day, name), _parquet_bytes(rows, [(0, rows.num_rows)]))
         written.append(rows)
     return pa.concat_tables(written)
 

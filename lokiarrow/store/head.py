@@ -6,7 +6,7 @@ Contract:
   (stream, ts), so the common case costs one C-level set operation per batch; only key hits are
   compared line by line.
 - `table()` returns an immutable snapshot; batches are never modified after `add`.
-- Not thread-safe: the tenant serialises calls.
+- One writer (the tenant serialises `add`); readers may call `table_for` concurrently with it.
 """
 
 from __future__ import annotations
@@ -32,6 +32,9 @@ def _keys(batch: pa.RecordBatch | pa.Table) -> np.ndarray:
 class Head:
     def __init__(self) -> None:
         self.batches: list[pa.RecordBatch] = []
+        # per batch: (its streams, min_ts, max_ts), so queries skip batches; appended after the
+        # batch itself, so a reader that takes len(self.spans) first sees whole entries only
+        self.spans: list[tuple[frozenset[int], int, int]] = []
         self.rows = 0
         self.bytes = 0
         self.created = time.monotonic()
@@ -56,7 +59,10 @@ class Head:
         self.batches.append(batch)
         self.rows += batch.num_rows
         self.bytes += batch.column("line").nbytes
-        return batch, self._track_streams(batch)
+        seen = self._track_streams(batch)
+        lo, hi = pc.min_max(batch.column("ts")).values()
+        self.spans.append((frozenset(seen), lo.as_py(), hi.as_py()))
+        return batch, seen
 
     def _drop_duplicates(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         keys = _keys(batch)
@@ -109,6 +115,20 @@ class Head:
 
     def table(self) -> pa.Table:
         return pa.Table.from_batches(self.batches, schema=ENTRIES)
+
+    def table_for(self, stream_ids: set[int], start: int, end: int) -> tuple[pa.Table, list[int]]:
+        """The batches that may hold the streams within [start, end), and each one's first row
+        number in the head (arrival order), without copying any of them."""
+        chosen: list[pa.RecordBatch] = []
+        offsets: list[int] = []
+        row = 0
+        spans = self.spans[:len(self.spans)]
+        for batch, (streams, lo, hi) in zip(self.batches[:len(spans)], spans, strict=True):
+            if hi >= start and lo < end and not streams.isdisjoint(stream_ids):
+                chosen.append(batch)
+                offsets.append(row)
+            row += batch.num_rows
+        return pa.Table.from_batches(chosen, schema=ENTRIES), offsets
 
     def age_seconds(self) -> float:
         return time.monotonic() - self.created if self.batches else 0.0

@@ -28,6 +28,7 @@ from lokiarrow.wire.stream import Pairs, PushStream
 
 _NS = 1_000_000_000
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_NS_SCALAR = pa.scalar(_NS, pa.int64())   # a Python int given to pyarrow.compute costs a failed import
 _SEPARATOR = b"\x1a\x00"
 _NOT_PROTOBUF = "cannot parse push request: the body is not a valid snappy-compressed logproto.PushRequest"
 
@@ -93,10 +94,10 @@ def _stream_fast(labels: str, entries: list[bytes]) -> PushStream | None:
     try:
         timestamps = pa.array(seconds, pa.int64())
         if nanos:
-            timestamps = pc.add_checked(pc.multiply_checked(timestamps, _NS),
+            timestamps = pc.add_checked(pc.multiply_checked(timestamps, _NS_SCALAR),
                                                 pa.array(nanos, pa.int64()))
         else:
-            timestamps = pc.multiply_checked(timestamps, _NS)
+            timestamps = pc.multiply_checked(timestamps, _NS_SCALAR)
     except pa.ArrowInvalid:
         return None   # out of range: let the slow path say so
     return PushStream(labels, timestamps, pa.array(lines, pa.string()), metadata)

@@ -12,7 +12,7 @@ from tests.server.pushing import BASE_NS, lines, push, query
 HOUR = 3600 * 10**9
 
 
-def test_flush_writes_sorted_day_partitions_and_index(start_server: Callable[..., Server]) -> None:
+def test_flush_writes_hourly_files_in_day_partitions_with_index(start_server: Callable[..., Server]) -> None:
     server = start_server()
     with server.client() as c:
         # 22:00 on the 19th to 01:00 on the 20th, out of order
@@ -22,16 +22,17 @@ def test_flush_writes_sorted_day_partitions_and_index(start_server: Callable[...
         assert c.post("/flush").status_code == 204
         assert lines(query(c, '{app="days"}')) == ["next day", "second hour", "b", "first day"]
     data = server.data_dir / "fake"
-    [day1] = data.glob("chunks/day=2026-01-19/*.parquet")
+    hour22, hour23 = sorted(data.glob("chunks/day=2026-01-19/*.parquet"))  # one file per hour
     [day2] = data.glob("chunks/day=2026-01-20/*.parquet")
-    chunk = pq.read_table(day1)
+    assert pq.read_table(hour23).column("line").to_pylist() == ["second hour"]
+    chunk = pq.read_table(hour22)
     assert chunk.column_names == ["stream_id", "ts", "line", "metadata"]
     pairs = list(zip(chunk.column("stream_id").to_pylist(), chunk.column("ts").to_pylist(), strict=True))
     assert pairs == sorted(pairs)
-    assert pq.ParquetFile(day1).metadata.row_group(0).column(2).compression == "ZSTD"
-    index = pq.read_table(next(data.glob("index/day=2026-01-19/*.parquet")))
-    assert sorted(index.column("rows").to_pylist()) == [1, 2]
-    assert set(index.column("chunk").to_pylist()) == {str(day1.relative_to(server.data_dir))}
+    assert pq.ParquetFile(hour22).metadata.row_group(0).column(2).compression == "ZSTD"
+    index = pq.read_table(sorted(data.glob("index/day=2026-01-19/*.parquet"))[0])
+    assert sorted(index.column("rows").to_pylist()) == [1, 1]
+    assert set(index.column("chunk").to_pylist()) == {str(hour22.relative_to(server.data_dir))}
     assert pq.read_table(day2).num_rows == 1
     assert not list(data.glob("wal/*.arrow"))  # the flushed segments are retired
 
