@@ -26,7 +26,8 @@ def streams_result(rows: pa.Table, labels_of: dict[int, Labels]) -> list[dict[st
         if stream is None:
             labels = dict(labels_of[sid])
             for name, value in key[1]:
-                labels[name] = value
+                # Loki renames metadata that collides with a stream label (LabelsBuilder.Add)
+                labels[f"{name}_extracted" if name in labels_of[sid] else name] = value
             stream = grouped[key] = {"stream": labels, "values": []}
         stream["values"].append([str(ts), line])
     return list(grouped.values())
