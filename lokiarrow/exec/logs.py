@@ -2,8 +2,9 @@
 
 1. Resolve the streams from the index and list the sources (chunk files, heads) holding them.
 2. Order sources by their newest entry (backward) or oldest (forward).
-3. Scan a group of sources in one DuckDB query with the filters and the limit pushed down;
-   start with about `limit` rows' worth of sources and grow the group 4x each round.
+3. Scan a group of sources in one DuckDB query with the filters and the limit pushed down.
+   The first group holds about 2 x `limit` rows; later groups are sized from the share of rows
+   that passed the filters so far, so a selective filter reads more per round, not more rounds.
 4. Keep the best `limit` rows so far; stop once we hold `limit` rows and the worst of them is
    strictly newer (older, forward) than anything in the sources not read yet.
 
@@ -114,7 +115,8 @@ def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: Sc
     else:
         found.sort(key=lambda s: s.min_ts)
     best: pa.Table | None = None
-    budget = q.limit
+    budget = 2 * q.limit
+    scanned = hits = 0
     i = 0
     while i < len(found):
         group = [found[i]]
@@ -124,8 +126,12 @@ def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: Sc
             group.append(found[i])
             rows += found[i].rows
             i += 1
-        best = _merge(best, _scan(group, ids, q, stats), q)
-        budget *= 4
+        result = _scan(group, ids, q, stats)
+        best = _merge(best, result, q)
+        scanned += rows
+        hits += result.num_rows
+        missing = max(q.limit - best.num_rows, 1)
+        budget = max(2 * rows, int(1.5 * missing * scanned / max(hits, 1)))
         if i < len(found) and best.num_rows >= q.limit:
             worst = best.column("ts")[q.limit - 1].as_py()
             if (q.backward and worst > found[i].max_ts) or (not q.backward and worst < found[i].min_ts):
