@@ -15,8 +15,7 @@ Entries keep request order. The decoded streams belong to this call (metadata li
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from itertools import accumulate
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -72,6 +71,16 @@ class _Labels:
     canonical: str
     stream_id: int
     discover: tuple[str, ...]
+    checked: list[tuple[Limits | None, str | None]] = field(default_factory=lambda: [(None, None)])
+
+    def error(self, limits: Limits) -> str | None:
+        """validate.label_error, remembered for the last Limits object seen (the server's never
+        changes); `checked` holds one (limits, error) tuple, swapped whole, so threads never mix two."""
+        last = self.checked[0]
+        if last[0] is not limits:
+            last = (limits, validate.label_error(self.text, self.pairs, limits))
+            self.checked[0] = last
+        return last[1]
 
 
 _LABELS: dict[str, _Labels] = {}
@@ -118,7 +127,7 @@ def prepare_push(tenant: str, body: bytes, content_type: str | None, content_enc
     for i, (lbs, stream) in enumerate(zip(parsed, streams, strict=True)):
         if not len(stream):
             continue
-        problem = validate.label_error(lbs.text, lbs.pairs, limits)
+        problem = lbs.error(limits)
         if problem is not None:
             errors.append((i, -1, problem))
         else:
@@ -146,8 +155,11 @@ _LEVEL_KEY = pa.scalar(validate.LEVEL_LABEL, pa.string())
 def _accept(kept: list[_Kept], limits: Limits, now_ns: int,
             errors: list[tuple[int, int, str]]) -> tuple[pa.RecordBatch, int]:
     """Steps 3-5 and 7 for the streams whose labels passed; appends entry refusals to `errors`."""
-    ends = pa.array(list(accumulate(len(k.stream) for k in kept)), pa.int32())
-    stream_of_row = pc.run_end_decode(pa.RunEndEncodedArray.from_arrays(ends, pa.array(range(len(kept)), pa.int32())))
+    if sum(len(k.stream) for k in kept) < 64 * len(kept):   # many small streams: one conversion, not one per stream
+        stream_of_row = pa.array([i for i, k in enumerate(kept) for _ in range(len(k.stream))], pa.int32())
+    else:
+        stream_of_row = pa.concat_arrays([pa.repeat(pa.scalar(i, pa.int32()), len(k.stream))
+                                          for i, k in enumerate(kept)])
     timestamps = pa.concat_arrays([k.stream.timestamps for k in kept])
     lines = pa.concat_arrays([k.stream.lines for k in kept])
     metadata: list[Pairs] | None = None
@@ -168,12 +180,12 @@ def _accept(kept: list[_Kept], limits: Limits, now_ns: int,
                                     limits, now_ns)
     if refused:
         errors.extend((kept_of(row).index, row, message) for row, message in refused)
-        rows = {row for row, _ in refused}
-        keep = pa.array([row not in rows for row in range(len(lines))], pa.bool_())
+        refused_rows = {row for row, _ in refused}
+        keep = pa.array([row not in refused_rows for row in range(len(lines))], pa.bool_())
         timestamps, lines, line_bytes, stream_of_row = (
             a.filter(keep) for a in (timestamps, lines, line_bytes, stream_of_row))
         if metadata is not None:
-            metadata = [pairs for row, pairs in enumerate(metadata) if row not in rows]
+            metadata = [pairs for row, pairs in enumerate(metadata) if row not in refused_rows]
     size = pc.sum(line_bytes).as_py() or 0
     if metadata is not None:
         _sanitize(metadata)
@@ -252,19 +264,18 @@ def _metadata_column(kept: list[_Kept], stream_of_row: pa.Array, lines: pa.Strin
 
 def _map(metadata: list[Pairs], levels: list[str | None]) -> pa.Array:
     """A map column from each row's pairs plus its level (None or "" adds none); empty rows are null."""
-    offsets = [0]
+    offsets: list[int | None] = []
     keys: list[str] = []
     items: list[str] = []
-    valid: list[bool] = []
     for pairs, level in zip(metadata, levels, strict=True):
+        start = len(keys)
         for name, value in pairs:
             keys.append(name)
             items.append(value)
         if level:
             keys.append(validate.LEVEL_LABEL)
             items.append(level)
-        offsets.append(len(keys))
-        valid.append(offsets[-1] > offsets[-2])
+        offsets.append(start if len(keys) > start else None)   # a null offset makes a null row
+    offsets.append(len(keys))
     return pa.MapArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(keys, pa.string()),
-                                   pa.array(items, pa.string()), type=METADATA_TYPE,
-                                   mask=pc.invert(pa.array(valid, pa.bool_())))
+                                   pa.array(items, pa.string()), type=METADATA_TYPE)

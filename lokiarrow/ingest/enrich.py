@@ -17,16 +17,20 @@ Values are normalised (`WARNING` → `warn`, `err` → `error`, `inf` → `info`
 metadata an unknown word is kept as it is.
 
 Step 5 runs vectorised over a line column: a few RE2 passes (pyarrow.compute) decide almost every
-line; lines whose JSON nests before the level field are parsed in Python.
+line; lines whose JSON nests before the level field are parsed in Python. A call to pyarrow.compute
+costs tens of microseconds whatever the size, so a handful of lines is done line by line instead, with
+the same RE2 patterns (`LevelDetector.detect_one`); a property test holds the two to the same answers.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cached_property
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import re2
 
 from lokiarrow.config import Limits
 from lokiarrow.ingest.validate import LEVEL_LABEL, SERVICE_NAME
@@ -40,6 +44,7 @@ SEVERITY_NUMBER = "severity_number"
 DEFAULT_LEVEL_FIELDS = ("level", "LEVEL", "Level", "log.level", "severity", "SEVERITY", "Severity", "SeverityText",
                         "lvl", "LVL", "Lvl", "severity_text", "Severity_Text", "SEVERITY_TEXT")
 DEFAULT_JSON_MAX_DEPTH = 2
+SMALL = 16   # fewer lines than this are detected one by one
 
 # value (any case) -> level, as Loki's normalizeLogLevel
 _LEVEL_WORDS = {"trace": "trace", "trc": "trace", "debug": "debug", "dbg": "debug", "info": "info", "inf": "info",
@@ -57,6 +62,7 @@ _WORD_RE = ("(?i)(?:^|[ \\t\\n\\[({\"'=|])(?P<w>" + "|".join(w for w, _ in _LINE
 
 # JSON: Loki's isJSON (first and last non-space characters are braces) and a top-level key whose
 # string value ends the search, when nothing before it opens an object or an array.
+_SPACES = "\t\n\v\f\r \x85\xa0"
 _SPACE = "[\\t\\n\\v\\f\\r \\x{85}\\x{a0}]"
 _JSON_START = f"^{_SPACE}*\\{{"
 _JSON_END = f"\\}}{_SPACE}*$"
@@ -100,8 +106,8 @@ class LevelDetector:
     def detect(self, lines: pa.StringArray) -> pa.StringArray:
         """The level of each line (never null): by a JSON or logfmt level field, else by words."""
         n = len(lines)
-        if n == 0:
-            return pa.array([], pa.string())
+        if n < SMALL:
+            return pa.array([self.detect_one(line) for line in lines.to_pylist()], pa.string())
         values = pa.nulls(n, pa.string())           # the raw value of a level field, where found
         is_json = self._is_json(lines)
         rest = lines
@@ -118,6 +124,35 @@ class LevelDetector:
         if pc.any(missing).as_py():
             levels = _fill(levels, missing, _word_levels(lines.filter(missing)))
         return levels
+
+    @cached_property
+    def _compiled(self) -> tuple[re2._Regexp, re2._Regexp, list[re2._Regexp], re2._Regexp, re2._Regexp]:
+        return (re2.compile(self._json_top), re2.compile(self._json_any), [re2.compile(p) for p in self._logfmt],
+                re2.compile(self._logfmt_others), re2.compile(_WORD_RE))
+
+    def detect_one(self, line: str) -> str:
+        """The level of one line: `detect` for a single line, without pyarrow.compute."""
+        json_top, json_any, logfmt, logfmt_others, words = self._compiled
+        value: str | None = None
+        if line.lstrip(_SPACES)[:1] == "{" and line.rstrip(_SPACES)[-1:] == "}":
+            found = json_top.search(line)
+            if found:
+                value = found.group("v")
+            elif json_any.search(line):
+                value = self._json_value(line)
+        elif "=" in line:
+            for i, pattern in enumerate(logfmt):
+                if i == 1 and not logfmt_others.search(line):
+                    break
+                found = pattern.search(line)
+                if found:
+                    value = (found.group("q") or "") + (found.group("v") or "")
+                    break
+        level = _LEVEL_WORDS.get(value.lower()) if value is not None else None
+        if level is None:
+            word = words.search(line)
+            level = _LEVEL_WORDS[word.group("w").lower()] if word else UNKNOWN_LEVEL
+        return level
 
     @staticmethod
     def _is_json(lines: pa.StringArray) -> pa.BooleanArray:
@@ -200,8 +235,8 @@ def normalize_level(value: str) -> str:
 
 
 def detect_line_level(line: str, detector: LevelDetector | None = None) -> str:
-    """The level of one line (convenience for tests and the agent; pushes use LevelDetector.detect)."""
-    return (detector or _DETECTORS_DEFAULT).detect(pa.array([line], pa.string()))[0].as_py()
+    """The level of one line, as a push would detect it from the line alone."""
+    return (detector or _DETECTORS_DEFAULT).detect_one(line)
 
 
 _DETECTORS_DEFAULT = LevelDetector()

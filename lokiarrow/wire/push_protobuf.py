@@ -14,6 +14,7 @@ Decoding a stream, fast path first (every step runs in C; Python touches each st
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import cramjam
@@ -28,6 +29,7 @@ from lokiarrow.wire.stream import Pairs, PushStream
 
 _NS = 1_000_000_000
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
+_ARROW_MIN = 1024
 _NS_SCALAR = pa.scalar(_NS, pa.int64())   # a Python int given to pyarrow.compute costs a failed import
 _SEPARATOR = b"\x1a\x00"
 _NOT_PROTOBUF = "cannot parse push request: the body is not a valid snappy-compressed logproto.PushRequest"
@@ -43,13 +45,13 @@ def decode_protobuf(data: bytes, max_decompressed_bytes: int) -> list[PushStream
         raise BadRequest(f"request body too large: decompressed message size too large than max "
                          f"({size} vs {max_decompressed_bytes})")
     try:
-        raw = bytes(cramjam.snappy.decompress_raw(data))
+        raw = cramjam.snappy.decompress_raw(data)
     except Exception as exc:
         raise BadRequest(f"cannot parse push request: {_cause(exc)}") from None
-    return decode_push_request(raw)
+    return decode_push_request(memoryview(raw))   # no copy: upb parses any buffer
 
 
-def decode_push_request(raw: bytes) -> list[PushStream]:
+def decode_push_request(raw: bytes | memoryview) -> list[PushStream]:
     """Decode an uncompressed `logproto.PushRequest`. Raises BadRequest when malformed."""
     try:
         request = logproto.PushColumns.FromString(raw)
@@ -92,14 +94,15 @@ def _stream_fast(labels: str, entries: list[bytes]) -> PushStream | None:
         if metadata is None:
             return None
     try:
-        timestamps = pa.array(seconds, pa.int64())
-        if nanos:
-            timestamps = pc.add_checked(pc.multiply_checked(timestamps, _NS_SCALAR),
-                                                pa.array(nanos, pa.int64()))
+        if n < _ARROW_MIN:   # a pyarrow.compute call costs more than a short Python loop
+            timestamps = pa.array([s * _NS + ns for s, ns in zip(seconds, nanos or [0] * n, strict=True)], pa.int64())
+        elif nanos:
+            timestamps = pc.add_checked(pc.multiply_checked(pa.array(seconds, pa.int64()), _NS_SCALAR),
+                                        pa.array(nanos, pa.int64()))
         else:
-            timestamps = pc.multiply_checked(timestamps, _NS_SCALAR)
-    except pa.ArrowInvalid:
-        return None   # out of range: let the slow path say so
+            timestamps = pc.multiply_checked(pa.array(seconds, pa.int64()), _NS_SCALAR)
+    except (OverflowError, pa.ArrowInvalid):
+        return None   # out of range: the slow path clamps
     return PushStream(labels, timestamps, pa.array(lines, pa.string()), metadata)
 
 
@@ -174,7 +177,7 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-def encode_push_request(streams: list[PushStream]) -> bytes:
+def encode_push_request(streams: Iterable[PushStream]) -> bytes:
     """Encode streams as Loki's push body: `logproto.PushRequest`, snappy block compressed.
 
     Dict labels are written as their canonical text. Every entry carries its timestamp field (as
