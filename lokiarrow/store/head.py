@@ -59,9 +59,8 @@ class Head:
         self.batches.append(batch)
         self.rows += batch.num_rows
         self.bytes += batch.column("line").nbytes
-        seen = self._track_streams(batch)
-        lo, hi = pc.min_max(batch.column("ts")).values()
-        self.spans.append((frozenset(seen), lo.as_py(), hi.as_py()))
+        seen, lo, hi = self._track_streams(batch)
+        self.spans.append((frozenset(seen), lo, hi))
         return batch, seen
 
     def _drop_duplicates(self, batch: pa.RecordBatch) -> pa.RecordBatch:
@@ -98,20 +97,26 @@ class Head:
                 found.setdefault(key, set()).add(line)
         return found
 
-    def _track_streams(self, batch: pa.RecordBatch) -> dict[int, str]:
-        stats = pa.table(batch.select(["stream_id", "labels", "ts"])).group_by(
-            "stream_id", use_threads=False).aggregate([("labels", "first"), ("ts", "min"), ("ts", "max")])
-        for sid, labels, lo, hi in zip(*(stats.column(c).to_pylist() for c in
-                                         ("stream_id", "labels_first", "ts_min", "ts_max")), strict=True):
-            self.streams[sid] = labels
+    def _track_streams(self, batch: pa.RecordBatch) -> tuple[dict[int, str], int, int]:
+        """Record each stream's labels and time span; returns the batch's streams and span."""
+        sids = batch.column("stream_id").to_numpy()
+        ts = batch.column("ts").to_numpy()
+        order = np.argsort(sids, kind="stable")
+        sorted_ids = sids[order]
+        starts = np.flatnonzero(np.diff(sorted_ids, prepend=sorted_ids[0] - 1))
+        ids = sorted_ids[starts].tolist()
+        los = np.minimum.reduceat(ts[order], starts).tolist()
+        his = np.maximum.reduceat(ts[order], starts).tolist()
+        labels = batch.column("labels").take(pa.array(order[starts])).to_pylist()
+        seen = dict(zip(ids, labels, strict=True))
+        for sid, lo, hi in zip(ids, los, his, strict=True):
             old = self.stream_range.get(sid)
             self.stream_range[sid] = (lo, hi) if old is None else (min(old[0], lo), max(old[1], hi))
-        seen = dict(zip(stats.column("stream_id").to_pylist(), stats.column("labels_first").to_pylist(),
-                        strict=True))
-        lo, hi = pc.min_max(batch.column("ts")).values()
-        self.min_ts = lo.as_py() if self.min_ts is None else min(self.min_ts, lo.as_py())
-        self.max_ts = hi.as_py() if self.max_ts is None else max(self.max_ts, hi.as_py())
-        return seen
+        self.streams.update(seen)
+        lo, hi = int(ts.min()), int(ts.max())
+        self.min_ts = lo if self.min_ts is None else min(self.min_ts, lo)
+        self.max_ts = hi if self.max_ts is None else max(self.max_ts, hi)
+        return seen, lo, hi
 
     def table(self) -> pa.Table:
         return pa.Table.from_batches(self.batches, schema=ENTRIES)

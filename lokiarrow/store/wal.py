@@ -1,6 +1,6 @@
 """The write-ahead log: acknowledged entries survive a crash.
 
-A tenant's WAL is a folder of segments, each an Arrow IPC stream of ENTRIES batches.
+A tenant's WAL is a folder of segments, each an Arrow IPC stream of ENTRIES batches (lz4).
 
 1. `write(batch)` appends a batch to the open segment and returns a ticket; it does not wait for the disk.
 2. `sync(ticket)` returns once that batch is on disk. Concurrent callers share one fsync
@@ -47,7 +47,8 @@ class WAL:
 
     def _open(self) -> None:
         self._file = open(self._path(self._number), "ab", buffering=0)  # noqa: SIM115
-        self._writer = pa.ipc.new_stream(self._file, ENTRIES)
+        # lz4 quarters what each fsync must write, for less CPU than the write it saves
+        self._writer = pa.ipc.new_stream(self._file, ENTRIES, options=pa.ipc.IpcWriteOptions(compression="lz4"))
         self._written = self._synced = 0
 
     def write(self, batch: pa.RecordBatch) -> tuple[int, int]:
