@@ -2,7 +2,7 @@
 
 Contract:
 - `push(batch)` returns only once the kept entries are durable in the WAL (group commit) and
-  visible to `snapshot()`.
+  visible to `snapshot()`. It waits while a flush is under way and the head is full again.
 - `snapshot()` gives a consistent view for a query: the heads in memory plus the index rows of
   every chunk written so far. An entry is in exactly one of them at any moment: a flushed head
   leaves memory in the same step its index rows arrive.
@@ -42,6 +42,7 @@ class TenantStore:
         self.head = Head()
         self.flushing: list[Head] = []
         self._lock = threading.Lock()
+        self._flushed = threading.Condition(self._lock)
         self._flush_lock = threading.Lock()
         self.wal = WAL(root.local_path(wal_dir(tenant))) if settings.wal_enabled and root.local else None
         if self.wal is not None:
@@ -57,6 +58,10 @@ class TenantStore:
     def push(self, batch: pa.RecordBatch) -> int:
         """Store a batch of ENTRIES; returns how many entries were new (not duplicates)."""
         with self._lock:
+            # back-pressure: while a flush is under way, the new head may grow to one more flush's
+            # worth, then pushes wait, so memory stays bounded when the disk is slower than clients
+            while self.flushing and self.head.rows >= self.settings.flush_max_rows:
+                self._flushed.wait(timeout=1.0)
             kept = self._add(batch)
             ticket = self.wal.write(kept) if self.wal is not None and kept.num_rows else None
         if ticket is not None and self.wal is not None:
@@ -83,11 +88,21 @@ class TenantStore:
                 self.head = Head()
                 self.flushing.append(frozen)
                 upto = self.wal.rotate() if self.wal is not None else 0
-            rows = write_chunks(self.root, self.tenant, frozen.table(), frozen.streams,
-                                self.settings.row_group_size)
+            try:
+                rows = write_chunks(self.root, self.tenant, frozen.table(), frozen.streams,
+                                    self.settings.row_group_size)
+            except BaseException:
+                # keep the entries: back into the head (their WAL segments are not retired)
+                with self._lock:
+                    self.flushing.remove(frozen)
+                    for batch in frozen.batches:
+                        self.head.add(batch)
+                    self._flushed.notify_all()
+                raise
             with self._lock:
                 self.index.add_rows(rows)
                 self.flushing.remove(frozen)
+                self._flushed.notify_all()
             if self.wal is not None:
                 self.wal.retire(upto)
             return frozen.rows
