@@ -7,8 +7,7 @@ Errors: any LokiError answers with its status and its message as plain text, as 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -20,7 +19,7 @@ from lokiarrow.errors import LokiError
 from lokiarrow.exec.engine import Querier
 from lokiarrow.server import routes_admin, routes_push, routes_query
 from lokiarrow.server.deps import Services
-from lokiarrow.server.telemetry import Telemetry
+from lokiarrow.server.telemetry import RequestTimer, Telemetry
 from lokiarrow.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -58,15 +57,5 @@ def create_app(config: Config) -> FastAPI:
         log.exception("unexpected error on %s", request.url.path)
         return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
 
-    @app.middleware("http")
-    async def measure(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        began = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        services = getattr(request.app.state, "services", None)
-        if services is not None:
-            services.telemetry.requests.labels(request.method, getattr(route, "path", "other"),
-                                               str(response.status_code)).observe(time.perf_counter() - began)
-        return response
-
+    app.add_middleware(RequestTimer)
     return app
