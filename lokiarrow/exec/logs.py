@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from lokiarrow.compile.filters import line_filters_sql
+from lokiarrow.compile.filters import line_filters_mask, line_filters_sql
 from lokiarrow.exec.duck import cursor
-from lokiarrow.exec.sources import Source, sources
+from lokiarrow.exec.sources import Source, read_chunk_rows, sources
 from lokiarrow.logql.ast import LineFilter
 from lokiarrow.model import Matcher
 from lokiarrow.store.tenant import Snapshot
@@ -30,6 +30,15 @@ from lokiarrow.store.tenant import Snapshot
 _names = itertools.count()
 _COLUMNS = "stream_id, ts, line, metadata"
 _HEAD_SOURCE = "~head{:06d}"  # sorts after every chunk path
+# Up to this many candidate rows, chunk row groups are read directly (footers cached, exact row
+# groups) and handed to DuckDB as Arrow; beyond it, DuckDB's own parallel Parquet scan is faster.
+DIRECT_READ_ROWS = 60_000
+DIRECT_READ_FILES = 2
+
+
+_EMPTY = pa.table({"stream_id": pa.array([], pa.int64()), "ts": pa.array([], pa.int64()),
+                   "line": pa.array([], pa.string()), "metadata": pa.array([], pa.map_(pa.string(), pa.string())),
+                   "src": pa.array([], pa.string()), "rn": pa.array([], pa.int64())})
 
 
 @dataclass(frozen=True)
@@ -59,26 +68,36 @@ def _in_list(ids: list[int]) -> tuple[str, list[object]]:
     return f"stream_id IN ({', '.join('?' * len(ids))})", list(ids)
 
 
-def _scan(group: list[Source], ids: list[int], q: LogQuery, stats: ScanStats) -> pa.Table:
+def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, stats: ScanStats) -> pa.Table:
+    """One DuckDB query over a group of sources: filtered, ordered, limited."""
     cur = cursor()
     where, where_params = line_filters_sql(q.filters)
     parts: list[str] = []
     params: list[object] = []
     registered: list[str] = []
     files = [s.path for s in group if s.path is not None]
+    tables = [(_HEAD_SOURCE.format(s.head_rank), s.table) for s in group if s.table is not None]
+    if files and len(files) <= DIRECT_READ_FILES and sum(s.rows for s in group if s.path) <= DIRECT_READ_ROWS:
+        tables += [(path, read_chunk_rows(path, ids, q.start, q.end)) for path in files]
+        files = []
+    if not files:
+        return _top(tables, q, stats, group)
     if files:
-        in_sql, in_params = _in_list(ids)
+        in_sql, in_params = ("TRUE", []) if every_stream else _in_list(ids)
         parts.append(f"SELECT {_COLUMNS}, filename AS src, file_row_number AS rn "
                      f"FROM read_parquet(?, filename = true, file_row_number = true) "
                      f"WHERE {in_sql} AND ts >= ? AND ts < ? AND {where}")
         params += [files, *in_params, q.start, q.end, *where_params]
-    for s in group:
-        if s.table is not None:
-            name = f"head_{next(_names)}"
-            cur.register(name, s.table)
-            registered.append(name)
-            parts.append(f"SELECT {_COLUMNS}, ? AS src, rn FROM {name} WHERE {where}")
-            params += [_HEAD_SOURCE.format(s.head_rank), *where_params]
+    for src, table in tables:
+        if table.num_rows == 0:
+            continue
+        name = f"rows_{next(_names)}"
+        cur.register(name, table)
+        registered.append(name)
+        parts.append(f"SELECT {_COLUMNS}, ? AS src, rn FROM {name} WHERE {where}")
+        params += [src, *where_params]
+    if not parts:
+        return _EMPTY
     order = "DESC" if q.backward else "ASC"
     sql = (f"SELECT * FROM ({' UNION ALL '.join(parts)}) "
            f"ORDER BY ts {order}, stream_id, src {order}, rn {order} LIMIT ?")
@@ -93,22 +112,43 @@ def _scan(group: list[Source], ids: list[int], q: LogQuery, stats: ScanStats) ->
     return result
 
 
-def _merge(best: pa.Table | None, new: pa.Table, q: LogQuery) -> pa.Table:
-    if best is None:
+def _top(tables: list[tuple[str, pa.Table]], q: LogQuery, stats: ScanStats, group: list[Source]) -> pa.Table:
+    """Filter and order small in-memory sources with Arrow compute alone (no query to plan)."""
+    parts = []
+    for src, table in tables:
+        if table.num_rows == 0:
+            continue
+        mask = line_filters_mask(table.column("line"), q.filters)
+        if mask is not None:
+            table = table.filter(mask)
+        parts.append(table.select(["stream_id", "ts", "line", "metadata", "rn"]).append_column(
+            "src", pa.array([src] * table.num_rows, pa.string())).select(_EMPTY.column_names))
+    stats.lines += sum(s.rows for s in group)
+    stats.head_lines += sum(s.rows for s in group if s.table is not None)
+    stats.chunks += sum(1 for s in group if s.path is not None)
+    if not parts:
+        return _EMPTY
+    return _merge(None, pa.concat_tables(parts, promote_options="permissive"), q, force=True)
+
+
+def _merge(best: pa.Table | None, new: pa.Table, q: LogQuery, force: bool = False) -> pa.Table:
+    """The first `limit` rows of both, in answer order (`new` alone when `force`)."""
+    if best is None and not force:
         return new
     order = "descending" if q.backward else "ascending"
-    merged = pa.concat_tables([best, new]).sort_by([("ts", order), ("stream_id", "ascending"),
-                                                    ("src", order), ("rn", order)])
+    both = [new] if best is None else [best, new]
+    merged = pa.concat_tables(both, promote_options="permissive").sort_by(
+        [("ts", order), ("stream_id", "ascending"), ("src", order), ("rn", order)])
     return merged.slice(0, q.limit)
 
 
 def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: ScanStats) -> pa.Table:
     """The `limit` entries of the query, ordered by time in the query's direction."""
     ids = sorted(stream_ids)
+    every_stream = len(ids) == len(snapshot.index.streams.labels)
     found = sources(snapshot, ids, q.start, q.end)
     if not found or q.limit <= 0:
-        return pa.table({"stream_id": pa.array([], pa.int64()), "ts": pa.array([], pa.int64()),
-                         "line": pa.array([], pa.string())})
+        return _EMPTY
 
     if q.backward:
         found.sort(key=lambda s: s.max_ts, reverse=True)
@@ -126,7 +166,7 @@ def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: Sc
             group.append(found[i])
             rows += found[i].rows
             i += 1
-        result = _scan(group, ids, q, stats)
+        result = _scan(group, ids, every_stream, q, stats)
         best = _merge(best, result, q)
         scanned += rows
         hits += result.num_rows

@@ -7,12 +7,16 @@ time range with Arrow compute, so DuckDB only sees rows that can match.
 
 from __future__ import annotations
 
+import bisect
+import threading
+from collections import OrderedDict
 from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from lokiarrow.store.tenant import Snapshot
 
@@ -62,3 +66,56 @@ def sources(snapshot: Snapshot, stream_ids: Collection[int], start: int, end: in
         lo, hi = pc.min_max(table.column("ts")).values()
         found.append(Source(lo.as_py(), hi.as_py(), table.num_rows, table=table, head_rank=rank))
     return found
+
+
+_FOOTERS: OrderedDict[str, pq.FileMetaData] = OrderedDict()
+_FOOTERS_LOCK = threading.Lock()
+FOOTER_CACHE_SIZE = 4096
+_READ_COLUMNS = ["stream_id", "ts", "line", "metadata"]
+
+
+def _footer(path: str) -> pq.FileMetaData:
+    """A chunk file's Parquet footer, cached: chunk files never change once written."""
+    with _FOOTERS_LOCK:
+        md = _FOOTERS.get(path)
+        if md is not None:
+            _FOOTERS.move_to_end(path)
+            return md
+    md = pq.read_metadata(path)
+    with _FOOTERS_LOCK:
+        _FOOTERS[path] = md
+        while len(_FOOTERS) > FOOTER_CACHE_SIZE:
+            _FOOTERS.popitem(last=False)
+    return md
+
+
+def read_chunk_rows(path: str, sorted_ids: list[int], start: int, end: int) -> pa.Table:
+    """The rows of the given streams within [start, end) from one chunk file, with `rn`, each
+    row's number in the file.
+
+    Reads only the row groups whose stream_id and ts statistics can hold wanted rows: chunk files
+    keep one stream per row group (tiny streams share), so this is the exact set a stream lives in.
+    """
+    md = _footer(path)
+    groups: list[int] = []
+    firsts: list[int] = []
+    row = 0
+    for i in range(md.num_row_groups):
+        rg = md.row_group(i)
+        sid, ts = rg.column(0).statistics, rg.column(1).statistics
+        k = bisect.bisect_left(sorted_ids, sid.min)
+        if k < len(sorted_ids) and sorted_ids[k] <= sid.max and ts.max >= start and ts.min < end:
+            groups.append(i)
+            firsts.append(row)
+        row += rg.num_rows
+    if not groups:
+        return pa.table({"rn": pa.array([], pa.int64())})
+    table = pq.ParquetFile(path, metadata=md).read_row_groups(groups, columns=_READ_COLUMNS)
+    sizes = [md.row_group(i).num_rows for i in groups]
+    rn = np.concatenate([np.arange(f, f + n, dtype=np.int64) for f, n in zip(firsts, sizes, strict=True)])
+    table = table.append_column("rn", pa.array(rn))
+    ts_col = table.column("ts")
+    mask = pc.and_(pc.is_in(table.column("stream_id"), value_set=pa.array(sorted_ids, pa.int64())),
+                   pc.and_(pc.greater_equal(ts_col, pa.scalar(start, pa.int64())),
+                           pc.less(ts_col, pa.scalar(end, pa.int64()))))
+    return table.filter(mask)
