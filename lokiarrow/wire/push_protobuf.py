@@ -10,16 +10,19 @@ Decoding a stream, fast path first (every step runs in C; Python touches each st
 4. proto3 leaves out zero values (an empty line, zero nanos, an empty metadata value), which would
    shift the columns: whenever a column's length is not the entry count, or the text is not valid
    UTF-8, that stream is decoded entry by entry instead (`_stream_slow`), which is always exact.
+5. The lines and timestamps of all fast-path streams become one Arrow array each; every stream
+   gets zero-copy slices of them (Arrow arrays made per stream cost more than the decoding).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import chain, repeat
 from typing import Any
 
 import cramjam
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 from google.protobuf.message import DecodeError
 
 from lokiarrow.errors import BadRequest
@@ -29,8 +32,7 @@ from lokiarrow.wire.stream import Pairs, PushStream
 
 _NS = 1_000_000_000
 _INT64_MIN, _INT64_MAX = -(1 << 63), (1 << 63) - 1
-_ARROW_MIN = 1024
-_NS_SCALAR = pa.scalar(_NS, pa.int64())   # a Python int given to pyarrow.compute costs a failed import
+_MAX_SECONDS = (1 << 63) // _NS - 1   # beyond this, seconds * 1e9 + nanos may not fit in int64
 _SEPARATOR = b"\x1a\x00"
 _NOT_PROTOBUF = "cannot parse push request: the body is not a valid snappy-compressed logproto.PushRequest"
 
@@ -60,20 +62,39 @@ def decode_push_request(raw: bytes | memoryview) -> list[PushStream]:
             request = logproto.RawPushColumns.FromString(raw)
         except DecodeError:
             raise BadRequest(_NOT_PROTOBUF) from None
-    streams = []
+    out: list[PushStream | None] = []
+    fast: list[tuple[int, _Columns]] = []
     for stream in request.streams:
         labels = stream.labels
         if isinstance(labels, bytes):
             labels = labels.decode("utf-8", "replace")
         entries = list(stream.entries)
-        streams.append(_stream_fast(labels, entries) or _stream_slow(labels, entries))
-    return streams
+        cols = _columns(labels, entries)
+        if cols is None:
+            out.append(_stream_slow(labels, entries))
+        else:
+            fast.append((len(out), cols))
+            out.append(None)
+    _to_arrow(fast, out)
+    return [s for s in out if s is not None]
 
 
-def _stream_fast(labels: str, entries: list[bytes]) -> PushStream | None:
+class _Columns:
+    """One stream's entries as protobuf's flat repeated fields, before they become Arrow."""
+
+    __slots__ = ("labels", "entries", "lines", "seconds", "nanos", "metadata")
+
+    def __init__(self, labels: str, entries: list[bytes], lines: Any, seconds: Any, nanos: Any,
+                 metadata: list[Pairs] | None) -> None:
+        self.labels, self.entries, self.lines = labels, entries, lines
+        self.seconds, self.nanos, self.metadata = seconds, nanos, metadata
+
+
+def _columns(labels: str, entries: list[bytes]) -> _Columns | None:
+    """Steps 2-4 for one stream; None when the flat fields cannot be trusted."""
     n = len(entries)
     if n == 0:
-        return PushStream(labels, pa.array([], pa.int64()), pa.array([], pa.string()))
+        return _Columns(labels, entries, [], [], None, None)
     try:
         cols = logproto.EntryColumns.FromString(_SEPARATOR.join(entries))
     except DecodeError:
@@ -93,17 +114,29 @@ def _stream_fast(labels: str, entries: list[bytes]) -> PushStream | None:
         metadata = _split_metadata(list(pairs), n)
         if metadata is None:
             return None
-    try:
-        if n < _ARROW_MIN:   # a pyarrow.compute call costs more than a short Python loop
-            timestamps = pa.array([s * _NS + ns for s, ns in zip(seconds, nanos or [0] * n, strict=True)], pa.int64())
-        elif nanos:
-            timestamps = pc.add_checked(pc.multiply_checked(pa.array(seconds, pa.int64()), _NS_SCALAR),
-                                        pa.array(nanos, pa.int64()))
-        else:
-            timestamps = pc.multiply_checked(pa.array(seconds, pa.int64()), _NS_SCALAR)
-    except (OverflowError, pa.ArrowInvalid):
-        return None   # out of range: the slow path clamps
-    return PushStream(labels, timestamps, pa.array(lines, pa.string()), metadata)
+    return _Columns(labels, entries, lines, seconds, nanos or None, metadata)
+
+
+def _to_arrow(fast: list[tuple[int, _Columns]], out: list[PushStream | None]) -> None:
+    """Step 5: one line array and one timestamp array for the push, sliced per stream."""
+    if not fast:
+        return
+    counts = [len(c.lines) for _, c in fast]
+    total = sum(counts)
+    seconds = np.fromiter(chain.from_iterable(c.seconds for _, c in fast), np.int64, count=total)
+    if total and (np.abs(seconds) > _MAX_SECONDS).any():
+        for position, c in fast:   # out of range: the slow path clamps, exactly
+            out[position] = _stream_slow(c.labels, c.entries)
+        return
+    nanos = np.fromiter(chain.from_iterable(c.nanos if c.nanos is not None else repeat(0, n)
+                                            for (_, c), n in zip(fast, counts, strict=True)),
+                        np.int64, count=total)
+    timestamps = pa.array(seconds * _NS + nanos, pa.int64())
+    lines = pa.array(list(chain.from_iterable(c.lines for _, c in fast)), pa.string())
+    offset = 0
+    for (position, c), n in zip(fast, counts, strict=True):
+        out[position] = PushStream(c.labels, timestamps.slice(offset, n), lines.slice(offset, n), c.metadata)
+        offset += n
 
 
 def _split_metadata(pairs: list[bytes], n: int) -> list[Pairs] | None:
