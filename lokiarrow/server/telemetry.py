@@ -23,9 +23,6 @@ class Telemetry:
         self.requests = Histogram(
             "loki_request_duration_seconds", "Time spent serving HTTP requests.",
             ["method", "route", "status_code"], registry=self.registry)
-        self.queries = Counter(
-            "lokiarrow_queries", "Queries answered, by endpoint and outcome.", ["endpoint", "status"],
-            registry=self.registry)
 
 
 class RequestTimer:
