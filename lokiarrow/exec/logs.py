@@ -2,7 +2,9 @@
 
 1. Resolve the streams from the index and list the sources (chunk files, heads) holding them.
 2. Order sources by their newest entry (backward) or oldest (forward).
-3. Scan a group of sources in one DuckDB query with the filters and the limit pushed down.
+3. Scan a group of sources in one query with the filters and the limit pushed down: DuckDB for
+   regexes (RE2, as Loki), Polars for substring filters over many files (faster here), Arrow
+   compute alone for a few row groups (no query to plan).
    The first group holds about 2 x `limit` rows; later groups are sized from the share of rows
    that passed the filters so far, so a selective filter reads more per round, not more rounds.
 4. Keep the best `limit` rows so far; stop once we hold `limit` rows and the worst of them is
@@ -18,6 +20,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+import polars as pl
 import pyarrow as pa
 
 from lokiarrow.compile.filters import line_filters_mask, line_filters_sql
@@ -82,6 +85,10 @@ def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, 
         files = []
     if not files:
         return _top(tables, q, stats, group)
+    if not tables and all(f.op in ("|=", "!=") and not f.ip for f in q.filters):
+        stats.chunks += len(files)
+        stats.lines += sum(s.rows for s in group)
+        return _scan_polars(files, ids, every_stream, q)
     if files:
         in_sql, in_params = ("TRUE", []) if every_stream else _in_list(ids)
         parts.append(f"SELECT {_COLUMNS}, filename AS src, file_row_number AS rn "
@@ -110,6 +117,26 @@ def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, 
     stats.lines += sum(s.rows for s in group)
     stats.head_lines += sum(s.rows for s in group if s.table is not None)
     return result
+
+
+def _scan_polars(files: list[str], ids: list[int], every_stream: bool, q: LogQuery) -> pa.Table:
+    """Substring filters over many files: Polars' scan measures faster than DuckDB's here.
+
+    Each file keeps its own row numbers, so ties order exactly as on the DuckDB path.
+    """
+    frame = pl.concat([pl.scan_parquet(path, row_index_name="rn").with_columns(src=pl.lit(path))
+                       for path in files])
+    predicate = (pl.col("ts") >= q.start) & (pl.col("ts") < q.end)
+    if not every_stream:
+        predicate &= pl.col("stream_id").is_in(ids)
+    for f in q.filters:
+        hits = pl.any_horizontal([pl.col("line").str.contains(v, literal=True) for v in f.values])
+        predicate &= ~hits if f.op == "!=" else hits
+    descending = q.backward
+    result = (frame.filter(predicate)
+              .sort(["ts", "stream_id", "src", "rn"], descending=[descending, False, descending, descending])
+              .head(q.limit).collect())
+    return result.to_arrow().select(_EMPTY.column_names).cast(_EMPTY.schema)
 
 
 def _top(tables: list[tuple[str, pa.Table]], q: LogQuery, stats: ScanStats, group: list[Source]) -> pa.Table:
