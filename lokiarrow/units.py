@@ -110,3 +110,35 @@ def parse_prometheus_duration_ns(text: str) -> int:
             raise ValueError("duration out of range")
         total, last_unit, pos = total + value * size, order, unit.end()
     return total
+
+
+_GO_UNITS = ("ns", "us", "µs", "μs", "ms", "s", "m", "h")
+
+
+def go_duration_ns(text: str) -> int:
+    """Go's time.ParseDuration exactly (no d/w/y), with Go's `time: …` error text."""
+    if not any(ch.isdigit() for ch in text) and text not in ("0", ""):
+        raise ValueError(f"time: invalid duration {_quote(text)}")
+    parts = [p for p in re.split(r"[\d.]+", text.lstrip("+-")) if p]
+    if any(p not in _GO_UNITS for p in parts):
+        bad = next(p for p in parts if p not in _GO_UNITS)
+        raise ValueError(f"time: unknown unit {_quote(bad)} in duration {_quote(text)}")
+    try:
+        return parse_duration_ns(text)
+    except ValueError as exc:
+        raise ValueError(f"time: {exc}") from None
+
+
+def parse_humanized_bytes(text: str) -> int:
+    """go-humanize's ParseBytes: `20MB`, `1.5 GiB`, `512` (bytes), case-insensitive units."""
+    m = re.match(r"^\s*([\d.,]+)\s*([a-zA-Z]*)\s*$", text)
+    if not m:
+        raise ValueError(f'strconv.ParseFloat: parsing "{text}": invalid syntax')
+    number = m.group(1).replace(",", "")
+    unit = m.group(2).lower()
+    if unit not in _BYTE_UNITS and unit != "":
+        raise ValueError(f"unhandled size name: {unit}")
+    try:
+        return int(float(number) * _BYTE_UNITS.get(unit, 1))
+    except ValueError:
+        raise ValueError(f'strconv.ParseFloat: parsing "{number}": invalid syntax') from None

@@ -12,9 +12,10 @@ from typing import Any
 
 from lokiarrow.config import Limits
 from lokiarrow.errors import BadRequest, Unsupported
+from lokiarrow.exec import pipeline
 from lokiarrow.exec.logs import LogQuery, ScanStats, select_logs
 from lokiarrow.exec.results import stats_block, streams_result
-from lokiarrow.logql.ast import LineFilter, LogExpr
+from lokiarrow.logql.ast import LogExpr
 from lokiarrow.logql.parser import parse_expr, parse_matchers
 from lokiarrow.model import Matcher
 from lokiarrow.store.store import Store
@@ -47,15 +48,11 @@ class Querier:
         if max_limit and req.limit > max_limit:
             raise BadRequest(f"max entries limit per query exceeded, limit > max_entries_limit "
                              f"({req.limit} > {max_limit})")
-        filters = []
-        for stage in expr.stages:
-            if not isinstance(stage, LineFilter):
-                raise Unsupported(f"pipeline stage {type(stage).__name__}")
-            filters.append(stage)
+        filters, rest = pipeline.split(expr.stages)
         snapshot = self._snapshot(tenant)
         ids = snapshot.index.streams.match(expr.matchers)
         stats = ScanStats()
-        q = LogQuery(expr.matchers, tuple(filters), req.start, req.end, req.limit, req.backward)
+        q = LogQuery(expr.matchers, filters, req.start, req.end, req.limit, req.backward, rest)
         rows = select_logs(snapshot, ids, q, stats) if ids else None
         result = streams_result(rows, snapshot.index.streams.labels) if rows is not None else []
         return {"resultType": "streams", "result": result,

@@ -24,9 +24,10 @@ import polars as pl
 import pyarrow as pa
 
 from lokiarrow.compile.filters import line_filters_mask, line_filters_sql
+from lokiarrow.exec import pipeline
 from lokiarrow.exec.duck import cursor
 from lokiarrow.exec.sources import Source, read_chunk_rows, sources
-from lokiarrow.logql.ast import LineFilter
+from lokiarrow.logql.ast import LineFilter, Stage
 from lokiarrow.model import Matcher
 from lokiarrow.store.tenant import Snapshot
 
@@ -52,6 +53,7 @@ class LogQuery:
     end: int                        # ns, exclusive
     limit: int
     backward: bool = True
+    pipeline: tuple[Stage, ...] = ()   # stages after the leading line filters (exec/pipeline)
 
 
 @dataclass
@@ -71,8 +73,9 @@ def _in_list(ids: list[int]) -> tuple[str, list[object]]:
     return f"stream_id IN ({', '.join('?' * len(ids))})", list(ids)
 
 
-def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, stats: ScanStats) -> pa.Table:
-    """One DuckDB query over a group of sources: filtered, ordered, limited."""
+def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, stats: ScanStats,
+          limit: int | None) -> pa.Table:
+    """One query over a group of sources: line-filtered, ordered, and limited unless `limit` is None."""
     cur = cursor()
     where, where_params = line_filters_sql(q.filters)
     parts: list[str] = []
@@ -84,11 +87,11 @@ def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, 
         tables += [(path, read_chunk_rows(path, ids, q.start, q.end)) for path in files]
         files = []
     if not files:
-        return _top(tables, q, stats, group)
+        return _top(tables, q, stats, group, limit)
     if not tables and all(f.op in ("|=", "!=") and not f.ip for f in q.filters):
         stats.chunks += len(files)
         stats.lines += sum(s.rows for s in group)
-        return _scan_polars(files, ids, every_stream, q)
+        return _scan_polars(files, ids, every_stream, q, limit)
     if files:
         in_sql, in_params = ("TRUE", []) if every_stream else _in_list(ids)
         parts.append(f"SELECT {_COLUMNS}, filename AS src, file_row_number AS rn "
@@ -107,9 +110,12 @@ def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, 
         return _EMPTY
     order = "DESC" if q.backward else "ASC"
     sql = (f"SELECT * FROM ({' UNION ALL '.join(parts)}) "
-           f"ORDER BY ts {order}, stream_id, src {order}, rn {order} LIMIT ?")
+           f"ORDER BY ts {order}, stream_id, src {order}, rn {order}")
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
     try:
-        result = cur.sql(sql, params=[*params, q.limit]).to_arrow_table()
+        result = cur.sql(sql, params=params).to_arrow_table()
     finally:
         for name in registered:
             cur.unregister(name)
@@ -119,7 +125,8 @@ def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, 
     return result
 
 
-def _scan_polars(files: list[str], ids: list[int], every_stream: bool, q: LogQuery) -> pa.Table:
+def _scan_polars(files: list[str], ids: list[int], every_stream: bool, q: LogQuery,
+                 limit: int | None) -> pa.Table:
     """Substring filters over many files: Polars' scan measures faster than DuckDB's here.
 
     Each file keeps its own row numbers, so ties order exactly as on the DuckDB path.
@@ -133,13 +140,14 @@ def _scan_polars(files: list[str], ids: list[int], every_stream: bool, q: LogQue
         hits = pl.any_horizontal([pl.col("line").str.contains(v, literal=True) for v in f.values])
         predicate &= ~hits if f.op == "!=" else hits
     descending = q.backward
-    result = (frame.filter(predicate)
-              .sort(["ts", "stream_id", "src", "rn"], descending=[descending, False, descending, descending])
-              .head(q.limit).collect())
+    ordered = frame.filter(predicate).sort(["ts", "stream_id", "src", "rn"],
+                                           descending=[descending, False, descending, descending])
+    result = (ordered.head(limit) if limit is not None else ordered).collect()
     return result.to_arrow().select(_EMPTY.column_names).cast(_EMPTY.schema)
 
 
-def _top(tables: list[tuple[str, pa.Table]], q: LogQuery, stats: ScanStats, group: list[Source]) -> pa.Table:
+def _top(tables: list[tuple[str, pa.Table]], q: LogQuery, stats: ScanStats, group: list[Source],
+         limit: int | None) -> pa.Table:
     """Filter and order small in-memory sources with Arrow compute alone (no query to plan)."""
     parts = []
     for src, table in tables:
@@ -155,28 +163,35 @@ def _top(tables: list[tuple[str, pa.Table]], q: LogQuery, stats: ScanStats, grou
     stats.chunks += sum(1 for s in group if s.path is not None)
     if not parts:
         return _EMPTY
-    return _merge(None, pa.concat_tables(parts, promote_options="permissive"), q, force=True)
+    return _merge(None, pa.concat_tables(parts, promote_options="permissive"), q, force=True, limit=limit)
 
 
-def _merge(best: pa.Table | None, new: pa.Table, q: LogQuery, force: bool = False) -> pa.Table:
-    """The first `limit` rows of both, in answer order (`new` alone when `force`)."""
+def _merge(best: pa.Table | None, new: pa.Table, q: LogQuery, force: bool = False,
+           limit: int | None = -1) -> pa.Table:
+    """The first `limit` (default: the query's) rows of both, in answer order (`new` alone when
+    `force`); all of them when `limit` is None."""
     if best is None and not force:
         return new
     order = "descending" if q.backward else "ascending"
     both = [new] if best is None else [best, new]
     merged = pa.concat_tables(both, promote_options="permissive").sort_by(
         [("ts", order), ("stream_id", "ascending"), ("src", order), ("rn", order)])
-    return merged.slice(0, q.limit)
+    if limit is None:
+        return merged
+    return merged.slice(0, q.limit if limit == -1 else limit)
 
 
 def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: ScanStats) -> pa.Table:
-    """The `limit` entries of the query, ordered by time in the query's direction."""
+    """The `limit` entries of the query, ordered by time in the query's direction.
+
+    With a pipeline, each group is scanned whole, run through the pipeline, then limited; the
+    result then carries a `labels` column (each entry's final label set).
+    """
     ids = sorted(stream_ids)
     every_stream = len(ids) == len(snapshot.index.streams.labels)
     found = sources(snapshot, ids, q.start, q.end)
     if not found or q.limit <= 0:
         return _EMPTY
-
     if q.backward:
         found.sort(key=lambda s: s.max_ts, reverse=True)
     else:
@@ -187,18 +202,23 @@ def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: Sc
     i = 0
     while i < len(found):
         group = [found[i]]
-        rows = found[i].rows
+        size = found[i].rows
         i += 1
-        while i < len(found) and rows < budget:
+        while i < len(found) and size < budget:
             group.append(found[i])
-            rows += found[i].rows
+            size += found[i].rows
             i += 1
-        result = _scan(group, ids, every_stream, q, stats)
-        best = _merge(best, result, q)
-        scanned += rows
+        if q.pipeline:
+            candidates = _scan(group, ids, every_stream, q, stats, None)
+            flowing = pipeline.begin(candidates, snapshot.index.streams.labels)
+            result = pipeline.finish(pipeline.run(q.pipeline, flowing))
+        else:
+            result = _scan(group, ids, every_stream, q, stats, q.limit)
+        best = _merge(best, result, q, force=True)
+        scanned += size
         hits += result.num_rows
         missing = max(q.limit - best.num_rows, 1)
-        budget = max(2 * rows, int(1.5 * missing * scanned / max(hits, 1)))
+        budget = max(2 * size, int(1.5 * missing * scanned / max(hits, 1)))
         if i < len(found) and best.num_rows >= q.limit:
             worst = best.column("ts")[q.limit - 1].as_py()
             if (q.backward and worst > found[i].max_ts) or (not q.backward and worst < found[i].min_ts):

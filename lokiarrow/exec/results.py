@@ -17,6 +17,8 @@ from lokiarrow.model import Labels
 
 def streams_result(rows: pa.Table, labels_of: dict[int, Labels]) -> list[dict[str, Any]]:
     """Rows (stream_id, ts, line, metadata) in answer order -> Loki's `streams` result."""
+    if "labels" in rows.column_names:
+        return _streams_by_labels(rows)
     grouped: dict[tuple[int, tuple[tuple[str, str], ...]], dict[str, Any]] = {}
     metadata = rows.column("metadata").to_pylist() if "metadata" in rows.column_names else [None] * rows.num_rows
     for sid, ts, line, meta in zip(rows.column("stream_id").to_pylist(), rows.column("ts").to_pylist(),
@@ -29,6 +31,19 @@ def streams_result(rows: pa.Table, labels_of: dict[int, Labels]) -> list[dict[st
                 # Loki renames metadata that collides with a stream label (LabelsBuilder.Add)
                 labels[f"{name}_extracted" if name in labels_of[sid] else name] = value
             stream = grouped[key] = {"stream": labels, "values": []}
+        stream["values"].append([str(ts), line])
+    return list(grouped.values())
+
+
+def _streams_by_labels(rows: pa.Table) -> list[dict[str, Any]]:
+    """Rows whose final label sets a pipeline computed (`labels` map column)."""
+    grouped: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+    for labels, ts, line in zip(rows.column("labels").to_pylist(), rows.column("ts").to_pylist(),
+                                rows.column("line").to_pylist(), strict=True):
+        key = tuple(sorted(labels))
+        stream = grouped.get(key)
+        if stream is None:
+            stream = grouped[key] = {"stream": dict(key), "values": []}
         stream["values"].append([str(ts), line])
     return list(grouped.values())
 

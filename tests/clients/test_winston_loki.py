@@ -69,7 +69,6 @@ def test_json_with_structured_metadata(server: Server, client: httpx.Client) -> 
     }
 
 
-@pytest.mark.xfail(strict=True, reason="label filters arrive with [logql-pipeline] (issue 3)")
 def test_structured_metadata_filters_like_a_label(server: Server, client: httpx.Client) -> None:
     run = run_id("winstonf")
     since = time.time_ns()
