@@ -12,6 +12,8 @@ from fastapi.responses import Response
 
 from lokiarrow.errors import BadRequest
 from lokiarrow.exec.engine import RangeRequest
+from lokiarrow.logql.parser import parse_expr
+from lokiarrow.logql.printer import format_expr
 from lokiarrow.server.deps import ParamsDep, ServicesDep, TenantDep
 from lokiarrow.server.params import parse_backward, parse_bounds, parse_limit, parse_time
 
@@ -64,3 +66,9 @@ async def series(request: Request, svc: ServicesDep, tenant: TenantDep, p: Param
         form = await request.form()
         selectors += [str(v) for v in form.getlist("match[]") + form.getlist("match")]
     return success(await run_in_threadpool(svc.querier.series, tenant, selectors, start, end))
+
+
+@router.api_route("/loki/api/v1/format_query", methods=["GET", "POST"])
+async def format_query(p: ParamsDep) -> Response:
+    """The query in canonical form, as Loki's `format_query` prints it (Grafana's query editor)."""
+    return success(format_expr(parse_expr(p.get("query") or "")))

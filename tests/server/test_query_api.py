@@ -110,3 +110,26 @@ def test_ready_buildinfo_metrics(client: httpx.Client) -> None:
     metrics = client.get("/metrics").text
     assert 'loki_distributor_lines_received_total{tenant="fake"}' in metrics
     assert "loki_request_duration_seconds_bucket" in metrics
+
+
+def test_format_query_prints_the_canonical_form(client: httpx.Client) -> None:
+    r = client.get("/loki/api/v1/format_query", params={"query": '{app="api",env=~"p.*"}|="x"|json|status>=500'})
+    assert r.status_code == 200
+    assert r.json() == {"status": "success", "data": '{app="api", env=~"p.*"} |= "x" | json | status>=500'}
+    bad = client.get("/loki/api/v1/format_query", params={"query": "{app="})
+    assert bad.status_code == 400 and bad.text.startswith("parse error at line 1")
+
+
+def test_pipeline_stages_over_a_real_server(client: httpx.Client) -> None:
+    push(client, {"app": "pipe"}, [[BASE_NS + 1, '{"level":"error","status":503,"msg":"down"}'],
+                                   [BASE_NS + 2, '{"level":"info","status":200,"msg":"fine"}'],
+                                   [BASE_NS + 3, "not json"]])
+    doc = query(client, '{app="pipe"} | json | status >= 500 | line_format "{{.msg}} ({{.level}})"')
+    [stream] = doc["data"]["result"]
+    assert stream["values"] == [[str(BASE_NS + 1), "down (error)"]]
+    assert stream["stream"]["status"] == "503"
+    errors = query(client, '{app="pipe"} | json | __error__ != ""')["data"]["result"]
+    assert [s["stream"]["__error__"] for s in errors] == ["JSONParserErr"]
+    dropped = query(client, '{app="pipe"} | json | drop __error__, __error_details__ | keep app, level')
+    assert sorted(tuple(sorted(s["stream"].items())) for s in dropped["data"]["result"]) == [
+        (("app", "pipe"),), (("app", "pipe"), ("level", "error")), (("app", "pipe"), ("level", "info"))]
