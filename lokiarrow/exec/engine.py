@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from lokiarrow.compile.prefilter import prefilters
 from lokiarrow.config import Limits
 from lokiarrow.errors import BadRequest, Unsupported
 from lokiarrow.exec import pipeline
@@ -52,7 +53,9 @@ class Querier:
         snapshot = self._snapshot(tenant)
         ids = snapshot.index.streams.match(expr.matchers)
         stats = ScanStats()
-        q = LogQuery(expr.matchers, filters, req.start, req.end, req.limit, req.backward, rest)
+        stream_names = {name for sid in ids for name in snapshot.index.streams.labels[sid]}
+        q = LogQuery(expr.matchers, filters, req.start, req.end, req.limit, req.backward, rest,
+                     prefilters(rest, stream_names))
         rows = select_logs(snapshot, ids, q, stats) if ids else None
         result = streams_result(rows, snapshot.index.streams.labels) if rows is not None else []
         return {"resultType": "streams", "result": result,

@@ -22,8 +22,10 @@ from dataclasses import dataclass, field
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lokiarrow.compile.filters import line_filters_mask, line_filters_sql
+from lokiarrow.compile.prefilter import Prefilter, prefilter_mask, prefilter_sql
 from lokiarrow.exec import pipeline
 from lokiarrow.exec.duck import cursor
 from lokiarrow.exec.sources import Source, read_chunk_rows, sources
@@ -54,6 +56,7 @@ class LogQuery:
     limit: int
     backward: bool = True
     pipeline: tuple[Stage, ...] = ()   # stages after the leading line filters (exec/pipeline)
+    prefilters: tuple[Prefilter, ...] = ()   # what the pipeline's label filters imply for the line
 
 
 @dataclass
@@ -78,6 +81,9 @@ def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, 
     """One query over a group of sources: line-filtered, ordered, and limited unless `limit` is None."""
     cur = cursor()
     where, where_params = line_filters_sql(q.filters)
+    for p in q.prefilters:
+        sql, extra = prefilter_sql(p)
+        where, where_params = f"{where} AND {sql}", [*where_params, *extra]
     parts: list[str] = []
     params: list[object] = []
     registered: list[str] = []
@@ -88,7 +94,7 @@ def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, 
         files = []
     if not files:
         return _top(tables, q, stats, group, limit)
-    if not tables and all(f.op in ("|=", "!=") and not f.ip for f in q.filters):
+    if not tables and not q.prefilters and all(f.op in ("|=", "!=") and not f.ip for f in q.filters):
         stats.chunks += len(files)
         stats.lines += sum(s.rows for s in group)
         return _scan_polars(files, ids, every_stream, q, limit)
@@ -154,6 +160,9 @@ def _top(tables: list[tuple[str, pa.Table]], q: LogQuery, stats: ScanStats, grou
         if table.num_rows == 0:
             continue
         mask = line_filters_mask(table.column("line"), q.filters)
+        for p in q.prefilters:
+            implied = prefilter_mask(table, p)
+            mask = implied if mask is None else pc.and_(mask, implied)
         if mask is not None:
             table = table.filter(mask)
         parts.append(table.select(["stream_id", "ts", "line", "metadata", "rn"]).append_column(

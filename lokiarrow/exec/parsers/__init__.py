@@ -76,6 +76,15 @@ def from_columns(columns: dict[str, list[str | None]], n: int, errors: Sequence[
     )
 
 
+def string_array(lines: pa.Array | pa.ChunkedArray) -> pa.StringArray:
+    """`lines` as one StringArray (chunked and large_string input accepted)."""
+    if isinstance(lines, pa.ChunkedArray):
+        lines = lines.combine_chunks()
+    if lines.type != pa.string():
+        lines = lines.cast(pa.string())
+    return lines
+
+
 def _strings(values: Sequence[str | None] | None, n: int) -> pa.StringArray:
     if values is None or not any(v is not None for v in values):
         return pa.nulls(n, pa.string())
@@ -101,4 +110,4 @@ def parse(lines: pa.StringArray, node: ast.Stage, existing: set[str]) -> Parsed:
     raise TypeError(f"not a parser stage: {type(node).__name__}")
 
 
-__all__ = ["Parsed", "Row", "build", "from_columns", "parse"]
+__all__ = ["Parsed", "Row", "build", "from_columns", "parse", "string_array"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lokiarrow.exec.parsers import Parsed
+from lokiarrow.exec.parsers import Parsed, string_array
 from lokiarrow.logql import ast
 
 ANSI_PATTERN = (
@@ -17,6 +17,7 @@ ANSI_PATTERN = (
 
 def parse_decolorize(lines: pa.StringArray, node: ast.Decolorize, existing: set[str]) -> Parsed:
     """The lines without colour codes; no labels, no errors."""
+    lines = string_array(lines)
     n = len(lines)
     cleaned = pc.replace_substring_regex(lines, ANSI_PATTERN, "")
     return Parsed(columns={}, error=pa.nulls(n, pa.string()), error_details=pa.nulls(n, pa.string()),

@@ -132,9 +132,11 @@ def _get(data: bytes, i: int) -> tuple[bytes, str, int]:
     raise JsonScanError(UNKNOWN_VALUE)
 
 
-def object_each(data: bytes, callback: Callable[[bytes, bytes, str], None]) -> None:
+def object_each(data: bytes, callback: Callable[[bytes, bytes, str], None],
+                before_value: Callable[[bytes], None] | None = None) -> None:
     """Call `callback(key, value, type)` for each member of the object `data` opens with, in order,
-    until the closing brace or a fault (raised as JsonScanError after the members before it)."""
+    until the closing brace or a fault (raised as JsonScanError after the members before it).
+    `before_value(key)`, if given, is called before each value is read."""
     off = _next_token(data, 0)
     if off == -1 or data[off] != 0x7B:
         raise JsonScanError(MALFORMED_OBJECT)
@@ -162,6 +164,8 @@ def object_each(data: bytes, callback: Callable[[bytes, bytes, str], None]) -> N
         off = _next_token(data, end)
         if off == -1 or data[off] != 0x3A:
             raise JsonScanError(MALFORMED_JSON)
+        if before_value is not None:
+            before_value(key)
         value, kind, off = _get(data, off + 1)
         callback(key, value, kind)
         off = _next_token(data, off)
@@ -273,17 +277,27 @@ _DECODER = stdjson.JSONDecoder(parse_float=str, parse_int=str, parse_constant=_r
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
+_SCAN_ONCE = _DECODER.scan_once  # type: ignore[attr-defined]  # the C scanner itself: skips decode()'s Python wrappers (2 µs a line)
+_JSON_SPACE = " \t\n\r"
+
+
 def decode_members(line: str) -> Members | None:
     """The members of the object the line holds, when the fast decoder must read it as the scanner
     does (valid JSON, no UTF-16 surrogate escapes); else None."""
-    if line.lstrip(" \t\n\r")[:1] != "{":
-        return None
+    start = 0
+    if line[:1] != "{":
+        stripped = line.lstrip(_JSON_SPACE)
+        if stripped[:1] != "{":
+            return None
+        start = len(line) - len(stripped)
     if "\\u" in line and _SURROGATE_ESCAPE.search(line):
         return None  # Python keeps a lone surrogate, the scanner does not
     try:
-        members = _DECODER.decode(line)
-    except (ValueError, RecursionError):
+        members, end = _SCAN_ONCE(line, start)
+    except (StopIteration, ValueError, RecursionError):
         return None
+    if end != len(line) and line[end:].strip(_JSON_SPACE):
+        return None  # text after the object: the scanner ignores it, Python does not
     return members  # type: ignore[no-any-return]
 
 
@@ -480,11 +494,17 @@ def _lookup_fast(members: Members, path: tuple[PathPart, ...]) -> str | None:
 _MISSING = object()
 
 
+class _ValueFault(Exception):
+    """The wanted member was found but its value could not be read: Loki reports this one."""
+
+
 def _lookup_scanned(data: bytes, path: tuple[PathPart, ...]) -> str | None:
-    """Follow `path` through the raw text; a fault on the way counts as not found."""
+    """Follow `path` through the raw text. A fault on the way counts as not found (an
+    approximation: Loki's key search skips over some faults this walk stops at); a fault in
+    reading the wanted value itself raises _ValueFault with the scanner's text."""
     value, kind = data, ARRAY if data.lstrip()[:1] == b"[" else OBJECT
     try:
-        for part in path:
+        for depth, part in enumerate(path, 1):
             if isinstance(part, int):
                 if kind != ARRAY:
                     return None
@@ -495,7 +515,7 @@ def _lookup_scanned(data: bytes, path: tuple[PathPart, ...]) -> str | None:
             else:
                 if kind != OBJECT:
                     return None
-                found = _first_member(value, part.encode())
+                found = _first_member(value, part.encode(), depth == len(path))
                 if found is None:
                     return None
                 value, kind = found
@@ -513,15 +533,25 @@ class _Found(Exception):
         self.value, self.kind = value, kind
 
 
-def _first_member(data: bytes, key: bytes) -> tuple[bytes, str] | None:
+def _first_member(data: bytes, key: bytes, last: bool) -> tuple[bytes, str] | None:
+    at_key = False
+
+    def before(k: bytes) -> None:
+        nonlocal at_key
+        at_key = k == key
+
     def visit(k: bytes, value: bytes, kind: str) -> None:
         if k == key:
             raise _Found(value, kind)
 
     try:
-        object_each(data, visit)
+        object_each(data, visit, before)
     except _Found as found:
         return found.value, found.kind
+    except JsonScanError as exc:
+        if at_key and last:
+            raise _ValueFault(str(exc)) from None
+        raise
     return None
 
 
@@ -529,37 +559,45 @@ def _selected_fields(lines: list[str | None], node: ast.JsonParser, existing: se
     targets = [(e.name, parse_path(e.expression or e.name)) for e in node.extractions]
     rows: list[Row | None] = []
     errors: list[str | None] = []
+    details: list[str | None] = []
     for line in lines:
         if not line:  # Loki leaves an empty line alone
             rows.append(None)
             errors.append(None)
+            details.append(None)
             continue
-        if line[0] not in '"{[':
+        if line[0] not in '"{[':  # an error without details, as in Loki
             rows.append(None)
             errors.append(JSON_ERROR)
+            details.append(None)
             continue
         row: Row = {}
+        detail = None
         members = decode_members(line)
         data = None
         for name, path in targets:
             value = None
-            if members is not None:
-                try:
-                    value = _lookup_fast(members, path)
-                except _NeedsScanner:
+            try:
+                if members is not None:
+                    try:
+                        value = _lookup_fast(members, path)
+                    except _NeedsScanner:
+                        data = data or line.encode("utf-8", "surrogateescape")
+                        value = _lookup_scanned(data, path)
+                else:
                     data = data or line.encode("utf-8", "surrogateescape")
                     value = _lookup_scanned(data, path)
-            else:
-                data = data or line.encode("utf-8", "surrogateescape")
-                value = _lookup_scanned(data, path)
+            except _ValueFault as fault:
+                detail = str(fault)
             if value is not None:
                 row[dedupe(name, existing)] = value
         for name, _ in targets:  # Loki gives every wanted label, "" when not found
             if name not in existing and name not in row:
                 row[name] = ""
         rows.append(row)
-        errors.append(None)
-    return build(rows, errors)
+        errors.append(None if detail is None else JSON_ERROR)
+        details.append(detail)
+    return build(rows, errors, details)
 
 
 def parse_json(lines: pa.StringArray, node: ast.JsonParser, existing: set[str]) -> Parsed:

@@ -20,7 +20,6 @@ holding U+FFFD becomes "", and a key that is a label name already on the line is
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pyarrow as pa
 
@@ -208,16 +207,18 @@ class _Decoder:
         return None
 
 
-def _pairs(line: str) -> tuple[Iterator[Pair] | list[Pair], LogfmtSyntaxError | None]:
+def _pairs(line: str) -> tuple[list[Pair], LogfmtSyntaxError | None]:
     if _FAST_LINE.fullmatch(line):
         fast: list[Pair] = []
-        for m in _FAST_PAIR.finditer(line):
-            key, quoted, plain = m.groups()
-            if quoted is not None:
-                value = unquote(quoted) if "\\" in quoted else quoted
-                if value is None:
-                    return scan(line)
-                fast.append((key, value or None))
+        for key, quoted, plain in _FAST_PAIR.findall(line):
+            if quoted:
+                if "\\" in quoted:
+                    value = unquote(quoted)
+                    if value is None:
+                        return scan(line)
+                    fast.append((key, value or None))
+                else:
+                    fast.append((key, quoted))
             else:
                 fast.append((key, plain or None))
         return fast, None

@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import re2
 
 from lokiarrow.errors import ParseError
-from lokiarrow.exec.parsers import Parsed, Row, build
+from lokiarrow.exec.parsers import Parsed, Row, build, string_array
 from lokiarrow.exec.parsers.names import dedupe, sanitize
 from lokiarrow.logql import ast
 from lokiarrow.model import QUIET_RE2, go_regex_error
@@ -50,6 +50,7 @@ def parse_regexp(lines: pa.StringArray, node: ast.RegexpParser, existing: set[st
             if name not in taken:  # two groups sanitised alike: the first wins
                 taken.add(name)
                 targets.append((index, group, name))
+    lines = string_array(lines)
     n = len(lines)
     if regex.groups == len(groups):  # all groups named: Arrow can do it
         try:

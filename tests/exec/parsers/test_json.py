@@ -71,9 +71,9 @@ def test_all_fields(name: str, line: str, existing: set[str], want: dict[str, st
 
 
 def test_batch_matches_single_lines() -> None:
-    lines = [c[1] for c in ALL_FIELDS if not c[2]] + [None]
-    got = run(JSON, lines)
-    assert got == [run_one(JSON, line) for line in lines[:-1]] + [{}]
+    lines = [c[1] for c in ALL_FIELDS if not c[2]]
+    got = run(JSON, [*lines, None])
+    assert got == [run_one(JSON, line) for line in lines] + [{}]
 
 
 TEST_LINE = ('{"app":"foo","field with space":"value","field with ÜFT8👌":"value","null_field":null,'
@@ -118,6 +118,7 @@ def test_selected_fields(name: str, exprs: dict[str, str], existing: set[str], w
     ('{"pod":{"uuid":"a"},"pod":{"uuid":"b"}}', {"uuid": "a"}),
     ('{"pod":{"uuid":"a"} trailing', {"uuid": "a"}),
     ('{"pod":{"uuid":"a\\ud800"}}', {"uuid": ""}),
+    ('{"pod":{"uuid":tru}}', {"uuid": "", "__error__": "JSONParserErr", "__error_details__": "Unknown value type"}),
 ])
 def test_selected_edge_lines(line: str, want: dict[str, str]) -> None:
     assert run_one(ast.JsonParser((ast.LabelExtraction("uuid", "pod.uuid"),)), line) == want
