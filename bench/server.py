@@ -11,7 +11,6 @@ import contextlib
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -22,28 +21,9 @@ from types import TracebackType
 import httpx
 import psutil
 
+from tests.conftest import PERMISSIVE, free_port  # the limits Loki ran the conformance data with
+
 ROOT = Path(__file__).resolve().parent.parent
-
-# The permissive limits of tests/conftest.py: the data is from the past and pushed fast.
-PERMISSIVE = """
-limits_config:
-  reject_old_samples: false
-  creation_grace_period: 87600h
-  max_entries_limit_per_query: 100000
-  max_query_series: 100000
-  max_query_length: 0
-  max_line_size: 0
-  ingestion_rate_mb: 1000
-  ingestion_burst_size_mb: 2000
-  allow_structured_metadata: true
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 def _die_with_parent() -> None:
     with contextlib.suppress(Exception):
