@@ -18,6 +18,7 @@ them) and its row number there, and flushes sort stably so arrival order survive
 from __future__ import annotations
 
 import itertools
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -39,7 +40,8 @@ _HEAD_SOURCE = "~head{:06d}"  # sorts after every chunk path
 # Up to this many candidate rows, chunk row groups are read directly (footers cached, exact row
 # groups) and handed to DuckDB as Arrow; beyond it, DuckDB's own parallel Parquet scan is faster.
 DIRECT_READ_ROWS = 60_000
-DIRECT_READ_FILES = 2
+DIRECT_READ_FILES = 8
+_readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="chunk-reader")  # reads release the GIL
 
 
 _EMPTY = pa.table({"stream_id": pa.array([], pa.int64()), "ts": pa.array([], pa.int64()),
@@ -90,7 +92,11 @@ def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, 
     files = [s.path for s in group if s.path is not None]
     tables = [(_HEAD_SOURCE.format(s.head_rank), s.table) for s in group if s.table is not None]
     if files and len(files) <= DIRECT_READ_FILES and sum(s.rows for s in group if s.path) <= DIRECT_READ_ROWS:
-        tables += [(path, read_chunk_rows(path, ids, q.start, q.end)) for path in files]
+        def read_one(path: str) -> pa.Table:
+            return read_chunk_rows(path, ids, q.start, q.end)
+
+        read = list(_readers.map(read_one, files)) if len(files) > 1 else [read_one(files[0])]
+        tables += list(zip(files, read, strict=True))
         files = []
     if not files:
         return _top(tables, q, stats, group, limit)

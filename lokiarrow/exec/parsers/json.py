@@ -6,13 +6,19 @@ it extracts fields until it meets a fault, keeps what it extracted, and names th
 characters in strings, `01`), keeps numbers as written (`1.50`) and lets the first of two equal
 keys win. So, per line:
 
-1. Fast path: Python's C JSON decoder reads the line, set to keep numbers as written and every
+1. Fast path: Python's C JSON scanner reads the line, set to keep numbers as written and every
    member in order (repeated keys too). It is taken when its reading must equal Loki's: valid
-   JSON holding an object, no UTF-16 surrogate escapes. (orjson is faster but turns `1.50` into
-   1.5 and keeps the last of two equal keys; the C decoder with these hooks measured faster than
-   orjson plus the checks that would make it exact.)
-2. Otherwise the line goes through `_Scanner`, which follows the scanner's rules byte by byte and
-   reports its error texts ("Value looks like object, but can't find closing '}' symbol", …).
+   JSON holding an object, no UTF-16 surrogate escapes. (orjson decodes faster but turns `1.50`
+   into 1.5 and keeps the last of two equal keys, and DuckDB's json_extract_string also rewrites
+   numbers and objects; making either exact costs more than it saves on lines with floats.)
+2. Otherwise `object_each`, a port of the scanner's rules working byte by byte, reads the line
+   and reports its error texts ("Value looks like object, but can't find closing '}' symbol", …).
+
+With parameters (`| json a="b.c"`) each path is looked up in the fast decoder's reading; objects
+and arrays, which Loki returns as written, and lines the fast path refuses are looked up in the
+raw text with the same scanner. Loki's key search there (jsonparser.EachKey) skips over some
+faults that `object_each` stops at, so on invalid JSON a path after a fault may give "" here
+where Loki finds a value.
 
 Values: strings unescaped (U+FFFD becomes a space, an undecodable escape gives ""), numbers and
 booleans as written; null and arrays give no label. Nested objects join their keys with `_`.
