@@ -40,7 +40,7 @@ _HEAD_SOURCE = "~head{:06d}"  # sorts after every chunk path
 # Up to this many candidate rows, chunk row groups are read directly (footers cached, exact row
 # groups) and handed to DuckDB as Arrow; beyond it, DuckDB's own parallel Parquet scan is faster.
 DIRECT_READ_ROWS = 60_000
-DIRECT_READ_FILES = 8
+DIRECT_READ_FILES = 2
 _readers = ThreadPoolExecutor(max_workers=4, thread_name_prefix="chunk-reader")  # reads release the GIL
 
 
