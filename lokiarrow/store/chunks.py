@@ -20,7 +20,7 @@ from lokiarrow.store.fs import Root
 from lokiarrow.store.names import chunk_path, day_of, index_path, new_segment_name
 from lokiarrow.store.schema import CHUNK, INDEX
 
-ZSTD_LEVEL = 3
+ZSTD_LEVEL = 1  # as small as level 3 on log lines, and faster; the compactor can spend more
 NS_PER_HOUR = 3600 * 10**9
 MIN_ROW_GROUP = 256  # neighbouring tiny streams share a row group up to this many rows
 
