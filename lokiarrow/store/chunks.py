@@ -1,6 +1,7 @@
 """Writing a head's entries as Parquet chunk files, one per hour of data, and their index rows.
 
-1. Sort the entries by (stream_id, ts), stably: entries with equal timestamps keep arrival order.
+1. Sort the entries by (hour, stream_id, ts), stably: entries with equal timestamps keep arrival
+   order.
 2. Split by UTC hour: a file covers a bounded time window, so the index can order files by time
    and a log query can read the newest files first and stop early. Files sit in `day=` folders.
 3. Per file: row groups follow stream boundaries (small neighbouring streams share one, big ones
@@ -38,14 +39,14 @@ def _row_group_bounds(stream_ids: np.ndarray, max_rows: int) -> list[tuple[int, 
     return bounds
 
 
-def _parquet_bytes(table: pa.Table, bounds: list[tuple[int, int]]) -> bytes:
+def _parquet_bytes(table: pa.Table, bounds: list[tuple[int, int]]) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     with pq.ParquetWriter(sink, table.schema, compression="zstd", compression_level=ZSTD_LEVEL,
                           use_dictionary=["stream_id", "metadata.key_value.key", "metadata.key_value.value"],
                           write_statistics=["stream_id", "ts"]) as writer:
         for lo, hi in bounds:
             writer.write_table(table.slice(lo, hi - lo), row_group_size=hi - lo)
-    return sink.getvalue().to_pybytes()
+    return sink.getvalue()
 
 
 def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, str],
@@ -53,16 +54,26 @@ def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, 
     """Write `entries` (ENTRIES schema) as chunk + index files; returns the index rows written."""
     if entries.num_rows == 0:
         return INDEX.empty_table()
-    hours = pc.divide(entries.column("ts"), pa.scalar(NS_PER_HOUR, pa.int64()))
+    # one stable sort by (hour, stream, time), of the chunk columns only: each hour is then a
+    # zero-copy slice, and memory holds one sorted copy of the head at most
+    data = entries.select(CHUNK.names).cast(CHUNK)
+    hours = pc.divide(data.column("ts"), pa.scalar(NS_PER_HOUR, pa.int64()))
+    keyed = data.append_column("hour", hours)
+    order = pc.sort_indices(keyed, [("hour", "ascending"), ("stream_id", "ascending"), ("ts", "ascending")])
+    ordered = keyed.take(order)
+    del keyed, data
+    hour_of_row = ordered.column("hour").to_numpy()
+    cuts = np.flatnonzero(np.diff(hour_of_row)) + 1
     segment = new_segment_name()
     written = []
-    for hour in sorted(pc.unique(hours).to_pylist()):
-        part = entries.filter(pc.equal(hours, hour)).sort_by([("stream_id", "ascending"), ("ts", "ascending")])
+    for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(hour_of_row)], strict=True):
+        hour = int(hour_of_row[lo])
+        part = ordered.slice(lo, hi - lo).drop_columns(["hour"])
         day = day_of(hour * NS_PER_HOUR)
         name = f"{segment}-h{hour % 24:02d}"
         chunk = chunk_path(tenant, day, name)
         bounds = _row_group_bounds(part.column("stream_id").to_numpy(), row_group_size)
-        root.write_atomic(chunk, _parquet_bytes(part.select(CHUNK.names).cast(CHUNK), bounds))
+        root.write_atomic(chunk, _parquet_bytes(part, bounds))
         rows = _index_rows(part, chunk, streams)
         root.write_atomic(index_path(tenant, day, name), _parquet_bytes(rows, [(0, rows.num_rows)]))
         written.append(rows)

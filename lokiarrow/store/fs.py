@@ -28,10 +28,11 @@ class Root:
             raise ValueError("cannot keep a WAL on object storage: the WAL needs a local disk")
         return self.full(relative)
 
-    def write_atomic(self, relative: str, data: bytes) -> None:
+    def write_atomic(self, relative: str, data: bytes | memoryview | Any) -> None:
+        """Write `data` (anything with the buffer protocol) so the file appears whole."""
         target = self.full(relative)
         if not self.local:
-            self.fs.pipe_file(target, data)
+            self.fs.pipe_file(target, bytes(data))
             return
         os.makedirs(os.path.dirname(target), exist_ok=True)
         tmp = f"{target}.{uuid.uuid4().hex}.tmp"
