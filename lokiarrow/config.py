@@ -52,8 +52,8 @@ class Limits:
 class Ingester:
     """When the head is flushed to Parquet (`ingester`), and the WAL (`ingester.wal`)."""
 
-    flush_max_rows: int = 150_000            # flush when the head holds this many entries
-    flush_max_bytes: int = 40 * 1024 * 1024  # ... or this many bytes of lines (bounds memory)
+    flush_max_rows: int = 100_000            # flush when the head holds this many entries
+    flush_max_bytes: int = 32 * 1024 * 1024  # ... or this many bytes of lines (bounds memory)
     max_chunk_age: int = 5 * 60 * 10**9      # ... or when its oldest entry arrived this long ago (ns)
     flush_check_period: int = 10**9          # how often the age is checked (ns)
     wal_enabled: bool = True
