@@ -134,6 +134,3 @@ class Matcher:
     def __str__(self) -> str:
         return f"{self.name}{self.op}{go_quote(self.value)}"
 
-
-def matches_all(matchers: tuple[Matcher, ...] | list[Matcher], labels: Labels) -> bool:
-    return all(m.matches_labels(labels) for m in matchers)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import polars as pl
 import pyarrow as pa
@@ -70,7 +70,6 @@ class ScanStats:
     bytes: int = 0
     head_lines: int = 0
     returned: int = 0
-    extra: dict[str, int] = field(default_factory=dict)
 
 
 def _in_list(ids: list[int]) -> tuple[str, list[object]]:

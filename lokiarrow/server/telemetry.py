@@ -17,9 +17,6 @@ class Telemetry:
         self.bytes_received = Counter(
             "loki_distributor_bytes_received", "Bytes of log lines received, by tenant.", ["tenant"],
             registry=self.registry)
-        self.discarded = Counter(
-            "loki_discarded_samples", "Entries rejected, by reason.", ["reason", "tenant"],
-            registry=self.registry)
         self.requests = Histogram(
             "loki_request_duration_seconds", "Time spent serving HTTP requests.",
             ["method", "route", "status_code"], registry=self.registry)

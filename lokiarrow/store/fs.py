@@ -54,15 +54,6 @@ class Root:
             out.append(p[len(prefix):] if p.startswith(prefix) else p)
         return sorted(out)
 
-    def remove(self, relative: str) -> None:
-        try:
-            self.fs.rm(self.full(relative))
-        except FileNotFoundError:
-            pass
-
-    def open(self, relative: str, mode: str = "rb") -> Any:
-        return self.fs.open(self.full(relative), mode)
-
     def tenants(self) -> list[str]:
         if not self.fs.exists(self.path):
             return []

@@ -20,6 +20,7 @@ holding U+FFFD becomes "", and a key that is a label name already on the line is
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
 
 import pyarrow as pa
 
@@ -31,7 +32,8 @@ from lokiarrow.logql import ast
 LOGFMT_ERROR = "LogfmtParserErr"
 
 # One scanned pair: (key, value or None) when read, None when the decoder skipped something.
-Pair = tuple[str, str | None] | None
+KeyValue = tuple[str, str | None]
+Pair = KeyValue | None
 
 _KEY = r'[^\x00-\x20="\ufffd]+'
 _PAIR = rf'({_KEY})(?:=(?:"((?:[^"\\]|\\.)*)"|([^\x00-\x20="]*)))?'
@@ -227,42 +229,56 @@ def _pairs(line: str) -> tuple[list[Pair], LogfmtSyntaxError | None]:
 
 # --- the stages ------------------------------------------------------------------------------------
 
-def _all_pairs(lines: list[str | None], node: ast.LogfmtParser, existing: set[str]) -> Parsed:
+def _each_line(lines: list[str | None], strict: bool, row_of: Callable[[Iterator[KeyValue]], Row]) -> Parsed:
+    """Run `row_of` over each line's pairs (up to the first fault under `--strict`); a fault is
+    an error only under `--strict`, as in Loki."""
     rows: list[Row | None] = []
     errors: list[str | None] = []
     details: list[str | None] = []
-    names: dict[str, str] = {}
     for line in lines:
-        row: Row = {}
-        error = None
-        if line:
-            pairs, error = _pairs(line)
-            for pair in pairs:
-                if pair is None:
-                    if node.strict:
-                        break
-                    continue
-                key, value = pair
-                name = names.get(key)
-                if name is None:
-                    name = sanitize(key)
-                    if name and name in existing:
-                        name += DUPLICATE_SUFFIX
-                    names[key] = name
-                if not name or name in row:
-                    continue
-                if value is None:
-                    value = ""
-                elif "\ufffd" in value:
-                    value = value.replace("\ufffd", " ")
-                if value or node.keep_empty:
-                    row[name] = value
-        if not node.strict:
+        pairs, error = _pairs(line) if line else ([], None)
+        row = row_of(_valid(pairs, strict))
+        if not strict:
             error = None
         rows.append(row or None)
         errors.append(None if error is None else LOGFMT_ERROR)
         details.append(None if error is None else str(error))
     return build(rows, errors, details)
+
+
+def _valid(pairs: list[Pair], strict: bool) -> Iterator[KeyValue]:
+    """The well-formed pairs; under `--strict` only those before the first fault."""
+    for pair in pairs:
+        if pair is None:
+            if strict:
+                return
+            continue
+        yield pair
+
+
+def _all_pairs(lines: list[str | None], node: ast.LogfmtParser, existing: set[str]) -> Parsed:
+    names: dict[str, str] = {}
+
+    def row_of(pairs: Iterator[KeyValue]) -> Row:
+        row: Row = {}
+        for key, value in pairs:
+            name = names.get(key)
+            if name is None:
+                name = sanitize(key)
+                if name and name in existing:
+                    name += DUPLICATE_SUFFIX
+                names[key] = name
+            if not name or name in row:
+                continue
+            if value is None:
+                value = ""
+            elif "\ufffd" in value:
+                value = value.replace("\ufffd", " ")
+            if value or node.keep_empty:
+                row[name] = value
+        return row
+
+    return _each_line(lines, node.strict, row_of)
 
 
 _EXPRESSION = re.compile(r'[ \t\n]*(?:([A-Za-z_][A-Za-z0-9_]*)|"([^"]*)")[ \t\n]*')
@@ -283,39 +299,27 @@ def _selected_pairs(lines: list[str | None], node: ast.LogfmtParser, existing: s
     for e in node.extractions:
         renames.setdefault(parse_key(e.expression or e.name), e.name)
     initial = {i: "" for i in ids if i not in existing}
-    rows: list[Row | None] = []
-    errors: list[str | None] = []
-    details: list[str | None] = []
-    for line in lines:
+
+    def row_of(pairs: Iterator[KeyValue]) -> Row:
         row: Row = dict(initial)
-        error = None
-        if line:
-            pairs, error = _pairs(line)
-            for pair in pairs:
-                if pair is None:
-                    if node.strict:
-                        break
-                    continue
-                key = sanitize(pair[0])
-                if not key or (key not in wanted and key in row):
-                    continue
-                value = pair[1] or ""
-                if "\ufffd" in value:
-                    value = ""
-                key = renames.get(key, key)
-                if key not in wanted:
-                    continue
-                if key in existing:
-                    key += DUPLICATE_SUFFIX
-                    if key in row:
-                        break
-                row[key] = value
-        if not node.strict:
-            error = None
-        rows.append(row or None)
-        errors.append(None if error is None else LOGFMT_ERROR)
-        details.append(None if error is None else str(error))
-    return build(rows, errors, details)
+        for raw_key, raw_value in pairs:
+            key = sanitize(raw_key)
+            if not key or (key not in wanted and key in row):
+                continue
+            value = raw_value or ""
+            if "\ufffd" in value:
+                value = ""
+            key = renames.get(key, key)
+            if key not in wanted:
+                continue
+            if key in existing:
+                key += DUPLICATE_SUFFIX
+                if key in row:
+                    break
+            row[key] = value
+        return row
+
+    return _each_line(lines, node.strict, row_of)
 
 
 def parse_logfmt(lines: pa.StringArray, node: ast.LogfmtParser, existing: set[str]) -> Parsed:
