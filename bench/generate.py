@@ -24,7 +24,7 @@ import itertools
 import json
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -76,6 +76,11 @@ PATHS = ("/api/v1/orders/", "/api/v1/users/", "/api/v1/items/", "/api/v2/search?
 CALLERS = ("handler.go:", "router.go:", "client.go:", "grpc.go:")
 
 
+def label_text(labels: dict[str, str]) -> str:
+    """Loki's canonical label text (names sorted; our values need no escaping)."""
+    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+
+
 @dataclass(frozen=True)
 class Spec:
     lines: int = 1_000_000
@@ -100,8 +105,7 @@ class Stream:
 
     @property
     def text(self) -> str:
-        """Loki's canonical label text (names sorted; our values need no escaping)."""
-        return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(self.labels.items())) + "}"
+        return label_text(self.labels)
 
 
 @dataclass
@@ -139,26 +143,36 @@ class Dataset:
             out[s.namespace] = out.get(s.namespace, 0.0) + s.lines / total
         return out
 
+    def cache_key(self) -> str:
+        """Names the push bodies cached for this data (bench/push.py)."""
+        return self.spec.key()
+
     def batches(self) -> Iterator[Batch]:
         """Every batch, in push order per client (batches of different clients interleaved)."""
         rng = np.random.default_rng((self.spec.seed, 1))
-        texts = [s.text for s in self.streams]
-        bounds = self.bounds
-        i = 0
-        while i < len(bounds):
-            j = i
-            while j < len(bounds) and bounds[j][2] - bounds[i][1] < BLOCK_LINES:
-                j += 1
-            j = max(j, i + 1)
-            begin, end = bounds[i][1], bounds[j - 1][2]
-            lines = render_lines(rng, self.ts[begin:end])
-            for client, b, e in bounds[i:j]:
-                sid = self.stream_of_line[b:e]
-                cuts = np.flatnonzero(np.diff(sid)) + 1
-                offsets = np.concatenate(([0], cuts, [e - b])).astype(np.int64)
-                yield Batch(client, [texts[k] for k in sid[offsets[:-1]]], offsets, self.ts[b:e].copy(),
-                            pa.concat_arrays([lines.slice(b - begin, e - b)]))  # own buffers: cheap to pickle
-            i = j
+        yield from cut_batches(self.bounds, self.stream_of_line, self.ts, [s.text for s in self.streams],
+                               lambda begin, end: render_lines(rng, self.ts[begin:end]))
+
+
+def cut_batches(bounds: list[tuple[int, int, int]], stream_of_line: np.ndarray, ts: np.ndarray,
+                texts: list[str], render: Callable[[int, int], pa.StringArray]) -> Iterator[Batch]:
+    """The batches of `bounds` (client, begin, end), in order; `render(begin, end)` draws the text of
+    lines [begin, end) in push order, called once per block of about BLOCK_LINES lines, in order."""
+    i = 0
+    while i < len(bounds):
+        j = i
+        while j < len(bounds) and bounds[j][2] - bounds[i][1] < BLOCK_LINES:
+            j += 1
+        j = max(j, i + 1)
+        begin, end = bounds[i][1], bounds[j - 1][2]
+        lines = render(begin, end)
+        for client, b, e in bounds[i:j]:
+            sid = stream_of_line[b:e]
+            cuts = np.flatnonzero(np.diff(sid)) + 1
+            offsets = np.concatenate(([0], cuts, [e - b])).astype(np.int64)
+            yield Batch(client, [texts[k] for k in sid[offsets[:-1]]], offsets, ts[b:e].copy(),
+                        pa.concat_arrays([lines.slice(b - begin, e - b)]))  # own buffers: cheap to pickle
+        i = j
 
 
 def build(spec: Spec) -> Dataset:
@@ -180,18 +194,27 @@ def build(spec: Spec) -> Dataset:
     for k, n in enumerate(np.bincount(stream, minlength=len(streams))):
         streams[k].lines = int(n)
 
-    # Push order: batch k of every client, then batch k + 1; inside a batch, grouped per stream.
-    client = node[stream]
+    perm, bounds, per_client = push_order(spec, node[stream], stream)
+    return Dataset(spec, streams, stream[perm], ts[perm], bounds, batches_per_client=per_client)
+
+
+def push_order(spec: Spec, client: np.ndarray, stream: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int, int]],
+                                                                             list[int]]:
+    """Push order of lines drawn in time order, given each line's client and stream: batch k of every
+    client, then batch k + 1; inside a batch, grouped per stream (time order kept).
+
+    Returns the permutation into push order, each batch's (client, begin, end) in it, and the number
+    of batches per client.
+    """
     order = np.argsort(client, kind="stable")                       # per client, time order
     per_client = np.bincount(client, minlength=spec.clients)
     batch_no = np.concatenate([np.arange(n) // spec.batch for n in per_client])
     within = np.lexsort((stream[order], client[order], batch_no))   # stable: time order kept
     perm = order[within]
     key = batch_no[within] * spec.clients + client[perm]
-    cuts = np.concatenate(([0], np.flatnonzero(np.diff(key)) + 1, [spec.lines]))
+    cuts = np.concatenate(([0], np.flatnonzero(np.diff(key)) + 1, [len(stream)]))
     bounds = [(int(client[perm[b]]), int(b), int(e)) for b, e in zip(cuts[:-1], cuts[1:], strict=True)]
-    return Dataset(spec, streams, stream[perm], ts[perm], bounds,
-                   batches_per_client=[-(-int(n) // spec.batch) for n in per_client])
+    return perm, bounds, [-(-int(n) // spec.batch) for n in per_client]
 
 
 def _balance(weights: np.ndarray, bins: int) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 1. `bodies(dataset)`: every batch encoded with lokiarrow's own wire encoder (protobuf + snappy,
    as Promtail sends), in a process pool; the result is cached under bench/out/cache keyed by the
-   data spec, so later runs at the same size skip generation and encoding.
+   data set's `cache_key()`, so later runs at the same size skip generation and encoding.
 2. `push_all(url, bodies)`: one thread per client, each with its own keep-alive connection,
    sending its pre-encoded bodies in order, so the client costs the server's two cores as little as
    possible (a thread waits in the kernel while the server works). 429 and 5xx are retried with
@@ -16,19 +16,29 @@ import os
 import struct
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import pyarrow as pa
 
-from bench.generate import Batch, Dataset
+from bench.generate import Batch
 from lokiarrow.wire.push_protobuf import encode_push_request
 from lokiarrow.wire.stream import PushStream
 
 CACHE = Path(__file__).resolve().parent / "out" / "cache"
 _RECORD = struct.Struct("<IIQQ")  # client, lines, raw bytes, body length
+
+
+class Source(Protocol):
+    """A data set to push (bench/generate.py's JSON set, bench/legacy.py's plain-text set)."""
+
+    def cache_key(self) -> str: ...
+
+    def batches(self) -> Iterator[Batch]: ...
 
 
 @dataclass(frozen=True)
@@ -55,9 +65,9 @@ def _read_cache(path: Path) -> list[Body]:
     return out
 
 
-def bodies(ds: Dataset, use_cache: bool = True, log: bool = True) -> list[Body]:
+def bodies(ds: Source, use_cache: bool = True, log: bool = True) -> list[Body]:
     """Every push body of the dataset, in push order."""
-    path = CACHE / f"push-{ds.spec.key()}.bin"
+    path = CACHE / f"push-{ds.cache_key()}.bin"
     if use_cache and path.exists():
         return _read_cache(path)
     began = time.perf_counter()

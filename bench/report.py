@@ -111,6 +111,12 @@ class Results:
     other_cpu_push: float = 0.0                              # cores other processes used meanwhile
     other_cpu_query: float = 0.0
     rss_after_flush: int = 0
+    legacy_data: list[str] = field(default_factory=list)   # lines of prose about the plain-text set
+    legacy_lines: int = 0
+    legacy_raw_bytes: int = 0
+    legacy_stored_rows: int = 0
+    legacy_push_seconds: float = 0.0
+    legacy_flush_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -142,6 +148,12 @@ def _yes(value: bool | None) -> str:
     return "–" if value is None else ("yes" if value else "**no**")
 
 
+def _code_in_table(text: str) -> str:
+    """`text` as inline code in a table cell: pipes escaped, a longer fence when it holds a backtick."""
+    text = text.replace("|", "\\|")
+    return f"`` {text} ``" if "`" in text else f"`{text}`"
+
+
 def markdown(r: Results) -> str:
     m = r.machine
     ingest_ok = r.lines_per_s >= INGEST_LINES_PER_S and r.rss_peak_push <= INGEST_RSS_BYTES
@@ -171,6 +183,8 @@ def markdown(r: Results) -> str:
         "",
         *[f"- {line}" for line in r.data],
         "",
+        *(["A second, smaller set of plain-text lines for the pipeline queries e and g:", "",
+           *[f"- {line}" for line in r.legacy_data], ""] if r.legacy_data else []),
         "## Ingest",
         "",
         f"`lokiarrow serve` as a subprocess (WAL on, permissive limits); {r.clients} client threads, each with "
@@ -201,7 +215,7 @@ def markdown(r: Results) -> str:
         f"`/loki/api/v1/query_range`, limit 1000, backward, timed at the client over a keep-alive connection. "
         f"Floor: the same question written by hand as one DuckDB query and as one Polars lazy scan over the "
         f"same Parquet chunk files (2 threads each, stream ids resolved from the index files beforehand), "
-        f"returning the same newest 1000 lines; the faster one is the floor. Each figure is the median of "
+        f"returning the same newest 1000 lines (for `line_format`, formatted as it formats them); the faster one is the floor. Each figure is the median of "
         f"{r.runs} runs after {r.warmup} warm-up, the three contenders' runs interleaved so that noise from "
         f"other processes hits them alike. \"same lines\" compares our answer with the floor's, entry by entry.",
         "",
@@ -211,9 +225,9 @@ def markdown(r: Results) -> str:
     for q in r.queries:
         ratio_text = f"{q.ratio:.2f} ×" if q.ratio is not None else "–"
         ours = f"**{_ms(q.ours_ms)}**" if q.ours_ms is not None else f"failed: {q.error}"
-        out.append(f"| {q.name} | {q.title}: `{q.logql.replace('|', chr(92) + '|')}` | {ours} | {_ms(q.duckdb_ms)} | "
+        out.append(f"| {q.name} | {q.title}: {_code_in_table(q.logql)} | {ours} | {_ms(q.duckdb_ms)} | "
                    f"{_ms(q.polars_ms)} | {_ms(q.floor_ms)} | {ratio_text} | {q.target} | {_yes(q.met)} | "
-                   f"{q.peers} | {q.lines:,} | {_yes(q.same_as_floor)} |")
+                   f"{q.peers or '–'} | {q.lines:,} | {_yes(q.same_as_floor)} |")
     if r.notes or r.push_failures:
         out += ["", "## Notes", "", *[f"- {n}" for n in r.notes], *[f"- push failure: {f}" for f in r.push_failures]]
     return "\n".join(out) + "\n"

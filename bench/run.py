@@ -1,12 +1,16 @@
 """`./run.sh bench`: ingest and log-query benchmark of a real `lokiarrow serve`, written to BENCHMARKS.md.
 
-1. Generate the data (bench/generate.py) and encode every push body (cached in bench/out/cache).
+1. Generate the data (bench/generate.py's JSON set, bench/legacy.py's smaller plain-text set for the
+   pipeline queries) and encode every push body (cached in bench/out/cache).
 2. Start `lokiarrow serve` on a free port over a fresh temporary folder; sample its RSS and CPU.
-3. Push every body with N concurrent keep-alive clients; lines/s, MB/s, peak RSS, CPU, latency.
-4. `POST /flush`; bytes on disk, rows stored, raw/disk ratio.
-5. Each query of bench/queries.py over the HTTP API and its floors (DuckDB, Polars) over the same
+3. Push every body of the JSON set with N concurrent keep-alive clients; lines/s, MB/s, peak RSS,
+   CPU, latency.
+4. `POST /flush`; bytes on disk, rows stored, raw/disk ratio: all of the JSON set alone.
+5. Push the plain-text set and flush again (not measured; its streams have no `namespace` label,
+   so the queries over the JSON set select none of them).
+6. Each query of bench/queries.py over the HTTP API and its floors (DuckDB, Polars) over the same
    Parquet files, runs interleaved; medians after a warm-up; our answer is compared with the floor's.
-6. Stop the server (always), write BENCHMARKS.md and bench/out/results-<spec>.json, print a summary.
+7. Stop the server (always), write BENCHMARKS.md and bench/out/results-<spec>.json, print a summary.
 
 Every network wait has a timeout, so a stuck server fails the run instead of hanging it.
 """
@@ -31,8 +35,18 @@ import orjson
 import psutil
 import pyarrow as pa
 
-from bench import generate, push
-from bench.queries import Query, StoreFiles, build_queries, floor_duckdb, floor_polars
+from bench import generate, legacy, push
+from bench.queries import (
+    NGINX_PATTERN,
+    Query,
+    StoreFiles,
+    build_queries,
+    floor_duckdb,
+    floor_polars,
+    logfmt_value_pattern,
+    regexp_group,
+    setup_duckdb,
+)
 from bench.report import QueryResult, Results, markdown, summary
 from bench.server import Noise, Sampler, ServerProcess
 
@@ -95,7 +109,7 @@ def _interleaved_ms(contenders: dict[str, Callable[[], object]], runs: int,
             try:
                 results[name] = fn()
             except Exception as exc:  # report it, keep measuring the others
-                errors[name] = f"{type(exc).__name__}: {exc}"[:300]
+                errors[name] = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]  # one line: a table cell
                 del live[name]
                 continue
             if i >= warmup:
@@ -142,16 +156,22 @@ def run_ingest(srv: ServerProcess, sampler: Sampler, bodies: list[push.Body], re
         raise RuntimeError(f"push failed: {pushed.failures[0]}\n{srv.log_tail()}")
 
 
-def run_flush(srv: ServerProcess, sampler: Sampler, res: Results, timeout: float) -> None:
-    sampler.mark("flush")
+def flush(srv: ServerProcess, timeout: float) -> float:
+    """`POST /flush`; its seconds."""
     client = Http(srv.url, timeout)
     began = time.perf_counter()
     status, text = client.call("POST", "/flush")
-    res.flush_seconds = time.perf_counter() - began
+    took = time.perf_counter() - began
     client.close()
-    res.rss_peak_flush = sampler.peaks.get("flush", 0)
     if status not in (200, 204):
         raise RuntimeError(f"POST /flush answered {status}: {text[:300]!r}")
+    return took
+
+
+def run_flush(srv: ServerProcess, sampler: Sampler, res: Results, timeout: float) -> None:
+    sampler.mark("flush")
+    res.flush_seconds = flush(srv, timeout)
+    res.rss_peak_flush = sampler.peaks.get("flush", 0)
     tenant = srv.data / TENANT
     res.chunk_files, res.chunk_bytes = _folder_bytes(tenant / "chunks")
     res.index_bytes = _folder_bytes(tenant / "index")[1]
@@ -182,6 +202,55 @@ def data_facts(con: duckdb.DuckDBPyConnection, files: StoreFiles, ds: generate.D
         "Counted in the stored chunks: level " + ", ".join(
             f"{name} {c / max(n, 1):.1%}" for name, c in zip(generate.LEVELS, lv, strict=True))
         + f"; `error` in {err / max(n, 1):.2%} of lines, `timeout` in {tmo / max(n, 1):.3%} ({tmo:,} lines).",
+    ]
+
+
+def push_legacy(srv: ServerProcess, bodies: list[push.Body], res: Results, timeout: float) -> None:
+    """Push the plain-text set and flush it, after the ingest and disk figures were taken."""
+    pushed = push.push_all(srv.url, bodies, res.clients, timeout)
+    if pushed.failures:
+        raise RuntimeError(f"push of the legacy set failed: {pushed.failures[0]}\n{srv.log_tail()}")
+    res.legacy_lines, res.legacy_raw_bytes = pushed.lines, pushed.raw_bytes
+    res.legacy_push_seconds = pushed.seconds
+    res.legacy_flush_seconds = flush(srv, timeout)
+
+
+def legacy_facts(con: duckdb.DuckDBPyConnection, files: StoreFiles, lg: legacy.LegacyDataset, res: Results) -> None:
+    """What the plain-text set is, counted from the chunk files (after its flush)."""
+    ids = {fmt: sorted(sid for sid, labels in files.streams.items() if labels.get("format") == fmt)
+           for fmt in legacy.FORMATS}
+    status = regexp_group(NGINX_PATTERN, "status")
+    row = con.sql(
+        "SELECT count(*) FILTER (list_contains($logfmt, stream_id)), "
+        "count(*) FILTER (list_contains($logfmt, stream_id) AND go_duration_ns(regexp_extract(line, $dur, 1)) > 1e9), "
+        "min_by(line, ts) FILTER (list_contains($logfmt, stream_id)), "
+        "count(*) FILTER (list_contains($nginx, stream_id)), "
+        "count(*) FILTER (list_contains($nginx, stream_id) AND regexp_extract(line, $nginx_re, $status) = '500'), "
+        "min_by(line, ts) FILTER (list_contains($nginx, stream_id)) "
+        "FROM read_parquet($glob, hive_partitioning = false) WHERE list_contains($logfmt || $nginx, stream_id)",
+        params={"logfmt": ids["logfmt"], "nginx": ids["nginx"], "dur": logfmt_value_pattern("duration"),
+                "nginx_re": NGINX_PATTERN, "status": status, "glob": files.chunks_glob}).fetchall()[0]
+    n_logfmt, slow, logfmt_sample, n_nginx, errors, nginx_sample = row
+    res.legacy_stored_rows = int(n_logfmt + n_nginx)
+    if res.legacy_stored_rows != res.legacy_lines:
+        res.notes.append(f"the chunk files hold {res.legacy_stored_rows:,} rows of the legacy set, "
+                         f"{res.legacy_lines:,} were pushed")
+    vols = sorted((s.lines for s in lg.streams), reverse=True)
+    res.legacy_data = [
+        f"{res.legacy_lines:,} lines, {res.legacy_raw_bytes / 1e6:,.1f} MB raw (mean "
+        f"{res.legacy_raw_bytes / max(res.legacy_lines, 1):.0f} bytes), from `bench/legacy.py` (seed {res.seed}; "
+        f"a tenth of the JSON set, at least {legacy.MIN_LINES:,}), over the same 24 h.",
+        f"{len(lg.streams)} streams {{format, host, job}}, no `namespace` label: "
+        f"{len(legacy.LOGFMT_APPS)} logfmt and {len(legacy.NGINX_APPS)} nginx apps on {legacy.HOSTS} hosts each, "
+        f"`job=\"legacy/<app>\"`; Zipf-like volumes inside a format: largest {vols[0]:,} lines, smallest {vols[-1]:,}.",
+        f"logfmt, {n_logfmt:,} lines ({n_logfmt / max(res.legacy_stored_rows, 1):.0%}), durations in Go's text "
+        f"(`850µs`, `12.345ms`, `1.5s`, `2m3.25s`), above 1 s in {slow / max(n_logfmt, 1):.2%} ({slow:,} lines): "
+        f"`{logfmt_sample}`",
+        f"nginx combined log format, {n_nginx:,} lines, status 500 in {errors / max(n_nginx, 1):.2%} "
+        f"({errors:,} lines): `{nginx_sample}`",
+        f"Pushed after the ingest and disk figures above were taken ({res.legacy_push_seconds:.1f} s), then "
+        f"flushed again ({res.legacy_flush_seconds:.2f} s), so those figures are about the JSON set alone; "
+        f"queries a–d select none of its streams.",
     ]
 
 
@@ -258,15 +327,18 @@ def main(argv: list[str] | None = None) -> int:
     spec = generate.Spec(args.lines, args.seed, args.clients, args.batch)
     print(f"data: {args.lines:,} lines, seed {args.seed}, {args.clients} clients, batches of {args.batch:,}")
     ds = generate.build(spec)
+    lg = legacy.build(generate.Spec(legacy.lines_for(args.lines), args.seed, args.clients, args.batch))
     try:
-        queries = select_queries(build_queries(ds), args.queries)
+        queries = select_queries(build_queries(ds, lg), args.queries)
     except ValueError as exc:
         parser.error(str(exc))
     bodies = push.bodies(ds, use_cache=not args.no_cache)
+    legacy_bodies = push.bodies(lg, use_cache=not args.no_cache) if queries else []
     push_timeout = args.push_timeout or max(300.0, args.lines / 2_000)
 
     work = Path(tempfile.mkdtemp(prefix="lokiarrow-bench-", dir=args.workdir))
     con = duckdb.connect(config={"threads": 2})
+    setup_duckdb(con)
     try:
         with ServerProcess(work) as srv, Sampler(srv.pid) as sampler:
             print(f"server: pid {srv.pid} on {srv.url}, data in {srv.data}")
@@ -278,6 +350,11 @@ def main(argv: list[str] | None = None) -> int:
             data_facts(con, files, ds, res)
             if res.stored_rows != res.lines:
                 res.notes.append(f"the chunk files hold {res.stored_rows:,} rows, {res.lines:,} were pushed")
+            if legacy_bodies:
+                print(f"push legacy set: {len(legacy_bodies):,} bodies; flush ...", flush=True)
+                push_legacy(srv, legacy_bodies, res, push_timeout)
+                files = StoreFiles.open(srv.data / TENANT)
+                legacy_facts(con, files, lg, res)
             sampler.mark("query")
             noise = Noise(srv.pid)
             client = Http(srv.url, args.query_timeout)

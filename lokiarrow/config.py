@@ -58,6 +58,7 @@ class Ingester:
     flush_check_period: int = 10**9          # how often the age is checked (ns)
     wal_enabled: bool = True
     row_group_size: int = 128 * 1024
+    field_columns: int = 8                   # at most this many parsed-field columns per chunk file
 
 
 @dataclass(frozen=True)

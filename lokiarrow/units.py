@@ -29,12 +29,12 @@ def parse_duration_ns(text: str) -> int:
     if text in ("0", "+0", "-0"):
         return 0
     sign = 1
-    if text[:1] in "+-":
+    if text and text[0] in "+-":
         sign = -1 if text[0] == "-" else 1
         text = text[1:]
     if not text:
         raise ValueError(f"invalid duration {_quote(original)}")
-    total = 0.0
+    total = 0
     pos = 0
     while pos < len(text):
         m = _PART.match(text, pos)
@@ -46,9 +46,13 @@ def parse_duration_ns(text: str) -> int:
             raise ValueError(f"missing unit in duration {_quote(original)}")
         if unit not in _DURATION_UNITS_NS:
             raise ValueError(f"unknown unit {_quote(unit)} in duration {_quote(original)}")
-        total += float(number) * _DURATION_UNITS_NS[unit]
+        whole, _, fraction = number.partition(".")
+        scale = _DURATION_UNITS_NS[unit]
+        total += int(whole or "0") * scale
+        if fraction.strip("0"):  # Go: the fraction times unit/scale in floating point, truncated
+            total += int(float(int(fraction)) * (scale / 10 ** len(fraction)))
         pos = m.end()
-    return sign * int(round(total))
+    return sign * total
 
 
 def parse_bytes(text: str) -> int:

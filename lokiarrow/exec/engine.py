@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from lokiarrow.compile.fields import field_filter
 from lokiarrow.compile.prefilter import prefilters
 from lokiarrow.config import Limits
 from lokiarrow.errors import BadRequest, Unsupported
@@ -55,7 +56,7 @@ class Querier:
         stats = ScanStats()
         stream_names = {name for sid in ids for name in snapshot.index.streams.labels[sid]}
         q = LogQuery(expr.matchers, filters, req.start, req.end, req.limit, req.backward, rest,
-                     prefilters(rest, stream_names))
+                     prefilters(rest, stream_names), field_filter(rest, stream_names))
         rows = select_logs(snapshot, ids, q, stats) if ids else None
         result = streams_result(rows, snapshot.index.streams.labels) if rows is not None else []
         return {"resultType": "streams", "result": result,

@@ -25,13 +25,15 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from lokiarrow.compile.fields import FieldFilter
 from lokiarrow.compile.filters import line_filters_mask, line_filters_sql
 from lokiarrow.compile.prefilter import Prefilter, prefilter_mask, prefilter_sql
 from lokiarrow.exec import pipeline
 from lokiarrow.exec.duck import cursor
-from lokiarrow.exec.sources import Source, read_chunk_rows, sources
-from lokiarrow.logql.ast import LineFilter, Stage
+from lokiarrow.exec.sources import Source, has_columns, read_chunk_rows, sources
+from lokiarrow.logql.ast import LabelFilterStage, LineFilter, Stage
 from lokiarrow.model import Matcher
+from lokiarrow.store.fields import PARSED_COLUMN
 from lokiarrow.store.tenant import Snapshot
 
 _names = itertools.count()
@@ -59,6 +61,7 @@ class LogQuery:
     backward: bool = True
     pipeline: tuple[Stage, ...] = ()   # stages after the leading line filters (exec/pipeline)
     prefilters: tuple[Prefilter, ...] = ()   # what the pipeline's label filters imply for the line
+    fields: FieldFilter | None = None        # ... and for the parsed-field columns
 
 
 @dataclass
@@ -69,6 +72,7 @@ class ScanStats:
     lines: int = 0
     bytes: int = 0
     head_lines: int = 0
+    candidates: int = 0    # rows handed to the pipeline
     returned: int = 0
 
 
@@ -77,14 +81,31 @@ def _in_list(ids: list[int]) -> tuple[str, list[object]]:
     return f"stream_id IN ({', '.join('?' * len(ids))})", list(ids)
 
 
+def _prefilters_sql(q: LogQuery) -> tuple[str, list[object]]:
+    sql, params = "TRUE", list[object]()
+    for p in q.prefilters:
+        more, extra = prefilter_sql(p)
+        sql, params = f"{sql} AND {more}", [*params, *extra]
+    return sql, params
+
+
 def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, stats: ScanStats,
           limit: int | None) -> pa.Table:
-    """One query over a group of sources: line-filtered, ordered, and limited unless `limit` is None."""
+    """One query over a group of sources: line-filtered, ordered, and limited unless `limit` is None.
+
+    Chunk files with the parsed-field columns a pipeline's label filters read are tested on those
+    columns (compile/fields.py); other sources on the line prefilters.
+    """
     cur = cursor()
-    where, where_params = line_filters_sql(q.filters)
-    for p in q.prefilters:
-        sql, extra = prefilter_sql(p)
-        where, where_params = f"{where} AND {sql}", [*where_params, *extra]
+    filters_sql, filters_params = line_filters_sql(q.filters)
+    pre_sql, pre_params = _prefilters_sql(q)
+    plain = f"{filters_sql} AND {pre_sql}", [*filters_params, *pre_params]
+    fielded = plain
+    wanted: tuple[str, ...] = ()
+    if q.fields is not None:
+        row_sql, row_params = q.fields.row_sql(pre_sql, pre_params)
+        fielded = f"{filters_sql} AND {row_sql}", [*filters_params, *row_params]
+        wanted = q.fields.columns()
     parts: list[str] = []
     params: list[object] = []
     registered: list[str] = []
@@ -92,31 +113,39 @@ def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, 
     tables = [(_HEAD_SOURCE.format(s.head_rank), s.table) for s in group if s.table is not None]
     if files and len(files) <= DIRECT_READ_FILES and sum(s.rows for s in group if s.path) <= DIRECT_READ_ROWS:
         def read_one(path: str) -> pa.Table:
-            return read_chunk_rows(path, ids, q.start, q.end)
+            extra = wanted if wanted and has_columns(path, wanted) else ()
+            return read_chunk_rows(path, ids, q.start, q.end, extra)
 
         read = list(_readers.map(read_one, files)) if len(files) > 1 else [read_one(files[0])]
         tables += list(zip(files, read, strict=True))
         files = []
-    if not files:
+    if not files and q.fields is None:
         return _top(tables, q, stats, group, limit)
-    if not tables and not q.prefilters and all(f.op in ("|=", "!=") and not f.ip for f in q.filters):
+    if not tables and not q.prefilters and q.fields is None and \
+            all(f.op in ("|=", "!=") and not f.ip for f in q.filters):
         stats.chunks += len(files)
         stats.lines += sum(s.rows for s in group)
         return _scan_polars(files, ids, every_stream, q, limit)
-    if files:
-        in_sql, in_params = ("TRUE", []) if every_stream else _in_list(ids)
-        parts.append(f"SELECT {_COLUMNS}, filename AS src, file_row_number AS rn "
-                     f"FROM read_parquet(?, filename = true, file_row_number = true) "
-                     f"WHERE {in_sql} AND ts >= ? AND ts < ? AND {where}")
-        params += [files, *in_params, q.start, q.end, *where_params]
+    in_sql, in_params = ("TRUE", []) if every_stream else _in_list(ids)
+    with_fields = [f for f in files if wanted and has_columns(f, wanted)]
+    for paths, (where, where_params) in ((with_fields, fielded), ([f for f in files if f not in with_fields], plain)):
+        if paths:
+            parts.append(f"SELECT {_COLUMNS}, filename AS src, file_row_number AS rn "
+                         f"FROM read_parquet(?, filename = true, file_row_number = true) "
+                         f"WHERE {in_sql} AND ts >= ? AND ts < ? AND {where}")
+            params += [paths, *in_params, q.start, q.end, *where_params]
     for src, table in tables:
         if table.num_rows == 0:
             continue
         name = f"rows_{next(_names)}"
         cur.register(name, table)
         registered.append(name)
+        where, where_params = fielded if wanted and PARSED_COLUMN in table.column_names else plain
         parts.append(f"SELECT {_COLUMNS}, ? AS src, rn FROM {name} WHERE {where}")
         params += [src, *where_params]
+    stats.chunks += sum(1 for s in group if s.path is not None)
+    stats.lines += sum(s.rows for s in group)
+    stats.head_lines += sum(s.rows for s in group if s.table is not None)
     if not parts:
         return _EMPTY
     order = "DESC" if q.backward else "ASC"
@@ -126,14 +155,10 @@ def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, 
         sql += " LIMIT ?"
         params.append(limit)
     try:
-        result = cur.sql(sql, params=params).to_arrow_table()
+        return cur.sql(sql, params=params).to_arrow_table()
     finally:
         for name in registered:
             cur.unregister(name)
-    stats.chunks += len(files)
-    stats.lines += sum(s.rows for s in group)
-    stats.head_lines += sum(s.rows for s in group if s.table is not None)
-    return result
 
 
 def _scan_polars(files: list[str], ids: list[int], every_stream: bool, q: LogQuery,
@@ -143,7 +168,7 @@ def _scan_polars(files: list[str], ids: list[int], every_stream: bool, q: LogQue
     Row numbers run on across the files, so they still rise within each file: with the file name,
     ties order exactly as on the DuckDB path.
     """
-    frame = pl.scan_parquet(files, row_index_name="rn", include_file_paths="src")
+    frame = pl.scan_parquet(files, row_index_name="rn", include_file_paths="src", extra_columns="ignore")
     predicate = (pl.col("ts") >= q.start) & (pl.col("ts") < q.end)
     if not every_stream:
         predicate &= pl.col("stream_id").is_in(ids)
@@ -151,10 +176,10 @@ def _scan_polars(files: list[str], ids: list[int], every_stream: bool, q: LogQue
         hits = pl.any_horizontal([pl.col("line").str.contains(v, literal=True) for v in f.values])
         predicate &= ~hits if f.op == "!=" else hits
     descending = q.backward
-    ordered = frame.filter(predicate).sort(["ts", "stream_id", "src", "rn"],
+    ordered = frame.filter(predicate).select(_EMPTY.column_names).sort(["ts", "stream_id", "src", "rn"],
                                            descending=[descending, False, descending, descending])
     result = (ordered.head(limit) if limit is not None else ordered).collect()
-    return result.to_arrow().select(_EMPTY.column_names).cast(_EMPTY.schema)
+    return result.to_arrow().cast(_EMPTY.schema)
 
 
 def _top(tables: list[tuple[str, pa.Table]], q: LogQuery, stats: ScanStats, group: list[Source],
@@ -195,6 +220,15 @@ def _merge(best: pa.Table | None, new: pa.Table, q: LogQuery, force: bool = Fals
     return merged.slice(0, q.limit if limit == -1 else limit)
 
 
+def _run_pipeline(snapshot: Snapshot, group: list[Source], ids: list[int], every_stream: bool, q: LogQuery,
+                  stats: ScanStats, limit: int | None) -> tuple[pa.Table, int]:
+    """The group's rows through the pipeline, and how many rows went in."""
+    candidates = _scan(group, ids, every_stream, q, stats, limit)
+    stats.candidates += candidates.num_rows
+    flowing = pipeline.begin(candidates, snapshot.index.streams.labels)
+    return pipeline.finish(pipeline.run(q.pipeline, flowing)), candidates.num_rows
+
+
 def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: ScanStats) -> pa.Table:
     """The `limit` entries of the query, ordered by time in the query's direction.
 
@@ -211,6 +245,7 @@ def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: Sc
     else:
         found.sort(key=lambda s: s.min_ts)
     best: pa.Table | None = None
+    keeps_rows = not any(isinstance(s, (LineFilter, LabelFilterStage)) for s in q.pipeline)
     budget = 2 * q.limit
     scanned = hits = 0
     i = 0
@@ -223,9 +258,12 @@ def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: Sc
             size += found[i].rows
             i += 1
         if q.pipeline:
-            candidates = _scan(group, ids, every_stream, q, stats, None)
-            flowing = pipeline.begin(candidates, snapshot.index.streams.labels)
-            result = pipeline.finish(pipeline.run(q.pipeline, flowing))
+            # a pipeline that drops no rows needs only the group's first `limit` rows, unless it
+            # made some of them identical (kept once): then the group is run whole
+            first = q.limit if keeps_rows else None
+            result, read = _run_pipeline(snapshot, group, ids, every_stream, q, stats, first)
+            if first is not None and result.num_rows < read == first:
+                result, _ = _run_pipeline(snapshot, group, ids, every_stream, q, stats, None)
         else:
             result = _scan(group, ids, every_stream, q, stats, q.limit)
         best = _merge(best, result, q, force=True)

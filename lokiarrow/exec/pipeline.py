@@ -78,8 +78,17 @@ def begin(table: pa.Table, labels_of: dict[int, Labels]) -> Rows:
         for key in keys:
             if key is None:
                 continue
-            name = f"{key}_extracted" if key in columns else key
-            columns[name] = pc.map_lookup(metadata, pa.scalar(key, pa.string()), "first")
+            value = pc.map_lookup(metadata, pa.scalar(key, pa.string()), "first")
+            stream = columns.get(key)
+            if stream is None:
+                columns[key] = value
+                continue
+            # per row: only where the entry's stream has that label is the metadata renamed
+            shadowed = stream.is_valid()
+            columns[key] = pc.coalesce(stream, pc.if_else(shadowed, None, value))
+            extracted = pc.if_else(shadowed, value, None)
+            old = columns.get(f"{key}_extracted")
+            columns[f"{key}_extracted"] = extracted if old is None else pc.coalesce(old, extracted)
     nulls = pa.nulls(n, pa.string())
     return Rows(table, columns, nulls, nulls)
 
@@ -113,16 +122,52 @@ def run(stages: tuple[ast.Stage, ...], rows: Rows) -> Rows:
 
 
 def _parse(stage: ast.Stage, rows: Rows, parsed_names: set[str]) -> None:
-    existing = {name for name in rows.labels if name not in parsed_names}
-    result = parsers.parse(rows.table.column("line").combine_chunks(), stage, existing)
+    result = _parse_by_existing(stage, rows, [name for name in rows.labels if name not in parsed_names])
     for name, column in result.columns.items():
-        old = rows.labels.get(name)
-        rows.labels[name] = column if old is None or name not in parsed_names else pc.coalesce(old, column)
+        old = rows.labels.get(name)  # a row that had the name got `_extracted` instead, or kept the earlier value
+        rows.labels[name] = column if old is None else pc.coalesce(old, column)
         parsed_names.add(name)
     rows.error = pc.coalesce(rows.error, result.error)
     rows.details = pc.if_else(pc.is_null(rows.details), result.error_details, rows.details)
     if result.line is not None:
         rows.set_line(result.line)
+
+
+def _parse_by_existing(stage: ast.Stage, rows: Rows, names: list[str]) -> parsers.Parsed:
+    """Run a parser with, for each row, the label names that row has (a parsed name that one of
+    them already holds gets `_extracted`): rows are grouped by which of `names` they have."""
+    lines = rows.table.column("line").combine_chunks()
+    n = len(lines)
+    present = np.stack([rows.labels[name].is_valid().to_numpy(zero_copy_only=False) for name in names], axis=1) \
+        if names and n else np.zeros((n, 0), dtype=bool)
+    patterns, group_of = np.unique(present, axis=0, return_inverse=True)
+    if len(patterns) <= 1:
+        return parsers.parse(lines, stage, {name for name, has in zip(names, patterns[0] if len(patterns) else [],
+                                                                       strict=False) if has})
+    group_of = group_of.reshape(-1)
+    order = np.argsort(group_of, kind="stable")
+    parts = []
+    for k, pattern in enumerate(patterns):
+        rows_k = np.flatnonzero(group_of == k)
+        parts.append(parsers.parse(lines.take(pa.array(rows_k)), stage,
+                                   {name for name, has in zip(names, pattern, strict=True) if has}))
+    back = np.empty(n, dtype=np.int64)
+    back[order] = np.arange(n)
+    back_indices = pa.array(back)
+
+    def joined(pieces: list[pa.Array]) -> pa.Array:
+        return pa.concat_arrays([p.cast(pa.string()) for p in pieces]).take(back_indices)
+
+    sizes = [len(p.error) for p in parts]
+    columns = {}
+    for name in dict.fromkeys(name for p in parts for name in p.columns):
+        columns[name] = joined([p.columns.get(name, pa.nulls(size, pa.string())) for p, size in zip(parts, sizes,
+                                                                                                      strict=True)])
+    line = None
+    if any(p.line is not None for p in parts):
+        originals = [lines.take(pa.array(np.flatnonzero(group_of == k))) for k in range(len(parts))]
+        line = joined([p.line if p.line is not None else o for p, o in zip(parts, originals, strict=True)])
+    return parsers.Parsed(columns, joined([p.error for p in parts]), joined([p.error_details for p in parts]), line)
 
 
 def _row_dicts(rows: Rows) -> list[dict[str, str]]:

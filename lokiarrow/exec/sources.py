@@ -68,35 +68,42 @@ def sources(snapshot: Snapshot, stream_ids: Collection[int], start: int, end: in
     return found
 
 
-_FOOTERS: OrderedDict[str, pq.FileMetaData] = OrderedDict()
+_FOOTERS: OrderedDict[str, tuple[pq.FileMetaData, frozenset[str]]] = OrderedDict()
 _FOOTERS_LOCK = threading.Lock()
 FOOTER_CACHE_SIZE = 4096
 _READ_COLUMNS = ["stream_id", "ts", "line", "metadata"]
 
 
-def _footer(path: str) -> pq.FileMetaData:
-    """A chunk file's Parquet footer, cached: chunk files never change once written."""
+def _footer(path: str) -> tuple[pq.FileMetaData, frozenset[str]]:
+    """A chunk file's Parquet footer and column names, cached: chunk files never change once written."""
     with _FOOTERS_LOCK:
-        md = _FOOTERS.get(path)
-        if md is not None:
+        cached = _FOOTERS.get(path)
+        if cached is not None:
             _FOOTERS.move_to_end(path)
-            return md
+            return cached
     md = pq.read_metadata(path)
+    cached = md, frozenset(md.schema.to_arrow_schema().names)
     with _FOOTERS_LOCK:
-        _FOOTERS[path] = md
+        _FOOTERS[path] = cached
         while len(_FOOTERS) > FOOTER_CACHE_SIZE:
             _FOOTERS.popitem(last=False)
-    return md
+    return cached
 
 
-def read_chunk_rows(path: str, sorted_ids: list[int], start: int, end: int) -> pa.Table:
+def has_columns(path: str, names: Collection[str]) -> bool:
+    """Whether the chunk file has all these columns (parsed-field columns vary per file)."""
+    return set(names) <= _footer(path)[1]
+
+
+def read_chunk_rows(path: str, sorted_ids: list[int], start: int, end: int,
+                    extra: tuple[str, ...] = ()) -> pa.Table:
     """The rows of the given streams within [start, end) from one chunk file, with `rn`, each
-    row's number in the file.
+    row's number in the file, and the `extra` columns (the file must have them).
 
     Reads only the row groups whose stream_id and ts statistics can hold wanted rows: chunk files
     keep one stream per row group (tiny streams share), so this is the exact set a stream lives in.
     """
-    md = _footer(path)
+    md = _footer(path)[0]
     groups: list[int] = []
     firsts: list[int] = []
     row = 0
@@ -110,7 +117,7 @@ def read_chunk_rows(path: str, sorted_ids: list[int], start: int, end: int) -> p
         row += rg.num_rows
     if not groups:
         return pa.table({"rn": pa.array([], pa.int64())})
-    table = pq.ParquetFile(path, metadata=md).read_row_groups(groups, columns=_READ_COLUMNS)
+    table = pq.ParquetFile(path, metadata=md).read_row_groups(groups, columns=[*_READ_COLUMNS, *extra])
     sizes = [md.row_group(i).num_rows for i in groups]
     rn = np.concatenate([np.arange(f, f + n, dtype=np.int64) for f, n in zip(firsts, sizes, strict=True)])
     table = table.append_column("rn", pa.array(rn))

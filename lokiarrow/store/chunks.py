@@ -6,7 +6,8 @@
    and a log query can read the newest files first and stop early. Files sit in `day=` folders.
 3. Per file: row groups follow stream boundaries (small neighbouring streams share one, big ones
    are split at `row_group_size`), so row-group statistics on stream_id skip every other stream.
-4. Write the chunk file atomically, then its index file (one row per stream: span, entries,
+4. Beside the line, the parsed-field columns of store/fields.py (chosen once per flush).
+5. Write the chunk file atomically, then its index file (one row per stream: span, entries,
    bytes). The chunk lands first, so no index row ever points at a missing file.
 """
 
@@ -17,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lokiarrow.store.fields import PARSED_COLUMN, choose_fields, extract, field_column
 from lokiarrow.store.fs import Root
 from lokiarrow.store.names import chunk_path, day_of, index_path, new_segment_name
 from lokiarrow.store.schema import CHUNK, INDEX
@@ -41,8 +43,10 @@ def _row_group_bounds(stream_ids: np.ndarray, max_rows: int) -> list[tuple[int, 
 
 def _parquet_bytes(table: pa.Table, bounds: list[tuple[int, int]]) -> pa.Buffer:
     sink = pa.BufferOutputStream()
+    dictionary = ["stream_id", "metadata.key_value.key", "metadata.key_value.value",
+                  *(name for name in table.column_names if name not in CHUNK.names)]
     with pq.ParquetWriter(sink, table.schema, compression="zstd", compression_level=ZSTD_LEVEL,
-                          use_dictionary=["stream_id", "metadata.key_value.key", "metadata.key_value.value"],
+                          use_dictionary=dictionary,
                           write_statistics=["stream_id", "ts"]) as writer:
         for lo, hi in bounds:
             writer.write_table(table.slice(lo, hi - lo), row_group_size=hi - lo)
@@ -50,7 +54,7 @@ def _parquet_bytes(table: pa.Table, bounds: list[tuple[int, int]]) -> pa.Buffer:
 
 
 def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, str],
-                 row_group_size: int) -> pa.Table:
+                 row_group_size: int, max_fields: int = 0) -> pa.Table:
     """Write `entries` (ENTRIES schema) as chunk + index files; returns the index rows written."""
     if entries.num_rows == 0:
         return INDEX.empty_table()
@@ -62,6 +66,12 @@ def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, 
     order = pc.sort_indices(keyed, [("hour", "ascending"), ("stream_id", "ascending"), ("ts", "ascending")])
     ordered = keyed.take(order)
     del keyed, data
+    names = choose_fields(ordered.column("line"), max_fields)
+    if names:
+        parsed, columns = extract(ordered.column("line"), names)
+        ordered = ordered.append_column(PARSED_COLUMN, parsed)
+        for name in names:
+            ordered = ordered.append_column(field_column(name), columns[name])
     hour_of_row = ordered.column("hour").to_numpy()
     cuts = np.flatnonzero(np.diff(hour_of_row)) + 1
     segment = new_segment_name()

@@ -55,3 +55,19 @@ def test_duckdb_and_arrow_paths_agree(store: TenantStore, monkeypatch: pytest.Mo
     assert len(answers[0]) == min(limit, len(answers[0])) and answers[0]
     stamps = [ts for ts, _ in answers[0]]
     assert stamps == sorted(stamps, reverse=backward)
+
+
+def test_a_pipeline_that_makes_entries_identical_still_fills_the_limit(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`| line_format "x"` drops no row but makes equal-time entries identical (kept once): the
+    scan cannot stop at `limit` rows then."""
+    tenant = TenantStore(Root(str(tmp_path_factory.mktemp("same"))), "t", Ingester())
+    tenant.push(entries([({"app": "a"}, ts, line) for ts, line in
+                         ((10, "a1"), (10, "a2"), (10, "a3"), (9, "b"), (8, "c"))]))
+    expr = parse_expr('{app="a"} | line_format "x"')
+    assert isinstance(expr, LogExpr)
+    snapshot = tenant.snapshot()
+    for limit, expected in ((2, [10, 9]), (3, [10, 9, 8]), (1, [10])):
+        q = LogQuery(expr.matchers, (), 0, 100, limit, True, expr.stages)
+        rows = select_logs(snapshot, snapshot.index.streams.match(expr.matchers), q, ScanStats())
+        assert rows.column("ts").to_pylist() == expected
+        assert set(rows.column("line").to_pylist()) == {"x"}

@@ -1,0 +1,156 @@
+"""Parsed-field columns: what `| json` or `| logfmt` would extract from a line, written beside it.
+
+At flush, off the push path, a few frequent top-level fields of JSON and logfmt lines become
+string columns `f_<name>`, and a column `parsed` says per row whose output they hold (PARSED_JSON,
+PARSED_LOGFMT, or PARSED_NONE: the line must be parsed). A query whose label filters read these
+fields tests the columns instead of parsing lines (compile/fields.py); lines stay the source of
+truth, and every answer is still computed from them.
+
+A row is marked parsed only where the column values must equal what Loki's parser extracts, so
+the fast reading (DuckDB's JSON functions and RE2, in C++, outside the GIL) is taken only on lines
+free of everything where the readers could differ:
+- both: no backslash (no escapes to decode), no U+FFFD (Loki turns it into a space).
+- JSON: a valid object for DuckDB, without what DuckDB accepts and Loki's scanner stops at (NaN,
+  Infinity, trailing commas) or keys Loki would trim to a field's name (`" level"`); each field's
+  value a string, a boolean or an integer (written the way DuckDB writes it back), or absent.
+  Repeated keys are fine: both keep the first.
+- logfmt: only `key=value` / `key="quoted value"` pairs with identifier keys, separated by spaces,
+  no empty values; the first of repeated keys wins, as in Loki's `| logfmt`.
+Field names are letters and digits only (`level`, `status`): such a name is its own sanitised
+form, and no nested JSON key or other spelling can turn into it.
+
+The fields are chosen per flush from a sample: present in enough lines, and cheap to store (few
+distinct values, or short ones), at most `max_fields` of them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+PARSED_NONE, PARSED_JSON, PARSED_LOGFMT = 0, 1, 2
+PARSED_COLUMN = "parsed"
+FIELD_PREFIX = "f_"
+SAMPLE_LINES = 2048
+MIN_SHARE = 0.05          # a field must be in this share of the sampled lines
+MAX_DISTINCT_SHARE = 0.1  # ... and have few distinct values
+MAX_SHORT_LENGTH = 8      # ... or short ones
+
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
+_SAMPLE_PAIR = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|[^ "]+)')
+
+_GO_SPACE = r"\t\n\v\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
+# What DuckDB's JSON reader accepts and Loki's scanner does not, and keys Loki trims.
+JSON_UNSAFE = (rf'(?i),\s*[}}\]]|[:\[,]\s*[-+]?(?:nan|inf)|[{{,]\s*"[{_GO_SPACE}]|[{_GO_SPACE}]"\s*:')
+_KEY = r"[A-Za-z_][A-Za-z0-9_]*"
+_VALUE = r'"[^"\\\x00-\x1f]+"|[^\x00-\x20"=\\]+'
+LOGFMT_LINE = rf"^ *{_KEY}=(?:{_VALUE})(?: +{_KEY}=(?:{_VALUE}))* *$"
+LOGFMT_PAIR = rf"{_KEY}=(?:{_VALUE})"
+
+
+def field_column(name: str) -> str:
+    return FIELD_PREFIX + name
+
+
+def is_field_name(name: str) -> bool:
+    """Whether `name` can be a field column: letters and digits, a letter first."""
+    return _NAME.match(name) is not None
+
+
+def choose_fields(lines: pa.Array | pa.ChunkedArray, max_fields: int) -> list[str]:
+    """The fields worth a column: frequent in a sample of `lines`, and cheap to store."""
+    n = len(lines)
+    if n == 0 or max_fields <= 0:
+        return []
+    step = max(n // SAMPLE_LINES, 1)
+    sample = lines.take(pa.array(range(0, n, step))[:SAMPLE_LINES]).to_pylist()
+    seen: Counter[str] = Counter()
+    values: dict[str, set[str]] = {}
+    length: Counter[str] = Counter()
+    for line in sample:
+        for name, value in _sample_fields(line):
+            seen[name] += 1
+            values.setdefault(name, set()).add(value)
+            length[name] += len(value)
+    chosen = []
+    for name, count in seen.most_common():
+        if count < MIN_SHARE * len(sample):
+            break
+        if len(values[name]) <= MAX_DISTINCT_SHARE * count or length[name] <= MAX_SHORT_LENGTH * count:
+            chosen.append(name)
+        if len(chosen) == max_fields:
+            break
+    return sorted(chosen)
+
+
+def _sample_fields(line: str | None) -> list[tuple[str, str]]:
+    if not line:
+        return []
+    if line.lstrip().startswith("{"):
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return []
+        if not isinstance(doc, dict):
+            return []
+        return [(k, str(v)) for k, v in doc.items()
+                if is_field_name(k) and isinstance(v, (str, int)) and not isinstance(v, bool)]
+    return [(k, v) for k, v in _SAMPLE_PAIR.findall(line) if is_field_name(k)]
+
+
+def extract(lines: pa.Array | pa.ChunkedArray, names: list[str]) -> tuple[pa.Array, dict[str, pa.Array]]:
+    """The `parsed` column and one column per field name for `lines` (see the module docstring).
+
+    One JSON read per JSON line (`json_extract` of every field: strings come back quoted, so their
+    type shows) and one RE2 pass per logfmt line. Names reach DuckDB only as parameters (JSON
+    paths, `name=` prefixes), never as SQL text.
+    """
+    n = len(lines)
+    if not names or n == 0:
+        return pa.array([PARSED_NONE] * n, pa.uint8()), {}
+    json_values, logfmt_values, exact = [], [], []
+    for i in range(1, len(names) + 1):
+        text = f"(j[{i}]::VARCHAR)"
+        json_values.append(f"CASE WHEN starts_with({text}, '\"') THEN {text}[2:-2] ELSE {text} END")
+        exact.append(f"(j[{i}] IS NULL OR starts_with({text}, '\"') OR {text} IN ('true', 'false') "
+                     f"OR regexp_full_match({text}, '-?[1-9][0-9]*'))")
+        logfmt_values.append(f"trim(list_filter(pairs, lambda p: starts_with(p, $prefix{i}))[1][$skip{i}:], '\"')")
+    sql = f"""
+        WITH read AS MATERIALIZED (
+            SELECT
+                CASE WHEN starts_with(line, '{{') AND NOT contains(line, '\\') AND NOT contains(line, $fffd)
+                          AND NOT regexp_matches(line, $json_unsafe)
+                     THEN try(json_extract(line, $paths)) END AS j,
+                CASE WHEN NOT starts_with(line, '{{') AND NOT contains(line, '\\') AND NOT contains(line, $fffd)
+                          AND regexp_matches(line, $logfmt_line)
+                     THEN regexp_extract_all(line, $pair) END AS pairs
+            FROM lines
+        ), kinds AS MATERIALIZED (
+            SELECT *, CASE WHEN j IS NOT NULL AND {" AND ".join(exact)} THEN {PARSED_JSON}
+                           WHEN pairs IS NOT NULL THEN {PARSED_LOGFMT}
+                           ELSE {PARSED_NONE} END::UTINYINT AS parsed
+            FROM read
+        )
+        SELECT parsed, {", ".join(
+            f"CASE parsed WHEN {PARSED_JSON} THEN {jv} WHEN {PARSED_LOGFMT} THEN {lv} END AS f{i}"
+            for i, (jv, lv) in enumerate(zip(json_values, logfmt_values, strict=True)))}
+        FROM kinds
+    """
+    params: dict[str, object] = {"fffd": "\ufffd", "json_unsafe": JSON_UNSAFE,
+                                 "paths": [f'$."{name}"' for name in names],
+                                 "logfmt_line": LOGFMT_LINE, "pair": LOGFMT_PAIR}
+    for i, name in enumerate(names, 1):
+        params[f"prefix{i}"] = name + "="
+        params[f"skip{i}"] = len(name) + 2
+    con = duckdb.connect(config={"threads": 2})
+    try:
+        con.register("lines", pa.table({"line": lines}))
+        out = con.sql(sql, params=params).to_arrow_table()
+    finally:
+        con.close()
+    columns = {name: out.column(f"f{i}").combine_chunks() for i, name in enumerate(names)}
+    return out.column(PARSED_COLUMN).combine_chunks(), columns

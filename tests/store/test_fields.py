@@ -1,0 +1,119 @@
+"""Parsed-field columns hold exactly what `| json` / `| logfmt` extract, wherever a row is marked parsed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lokiarrow.config import Ingester
+from lokiarrow.logql import ast
+from lokiarrow.store.fields import PARSED_JSON, PARSED_LOGFMT, PARSED_NONE, choose_fields, extract
+from lokiarrow.store.fs import Root
+from lokiarrow.store.tenant import TenantStore
+from tests.exec.parsers.helpers import run
+from tests.store.helpers import entries
+
+NAMES = ["level", "msg", "status"]
+
+
+def check_exact(lines: list[str]) -> list[int]:
+    """Extract, then compare every row marked parsed with the real parser's labels; the markers."""
+    parsed, columns = extract(pa.array(lines, pa.string()), NAMES)
+    kinds = parsed.to_pylist()
+    by_json = run(ast.JsonParser(), lines)
+    by_logfmt = run(ast.LogfmtParser(), lines)
+    for i, kind in enumerate(kinds):
+        if kind == PARSED_NONE:
+            assert all(columns[n][i].as_py() is None for n in NAMES)
+            continue
+        labels = by_json[i] if kind == PARSED_JSON else by_logfmt[i]
+        assert "__error__" not in labels, lines[i]
+        for name in NAMES:
+            assert columns[name][i].as_py() == labels.get(name), (lines[i], name)
+    return kinds
+
+
+def test_plain_json_and_logfmt_lines_are_read_in_sql() -> None:
+    lines = [
+        '{"level":"error","msg":"db down","status":500,"latency":1.5,"nested":{"level":"x"}}',
+        '{"msg":"no level","status":true}',
+        '{"level":"","status":-12}',
+        'level=info msg="request completed" status=200 duration=1.5s',
+        'msg=first level=warn level=error',
+        'ts=2026-01-01T00:00:00Z  status=404',
+    ]
+    assert check_exact(lines) == [PARSED_JSON] * 3 + [PARSED_LOGFMT] * 3
+
+
+def test_lines_the_readers_could_disagree_on_are_left_to_the_parser() -> None:
+    lines = [
+        '{"level":"a\\"b"}',                       # an escape
+        '{"level":"\ufffd"}',                      # Loki turns U+FFFD into a space
+        '{"x":NaN,"level":"error"}',               # DuckDB reads NaN, Loki's scanner stops there
+        '{"level":"error","x":1,}',                # a trailing comma
+        '{" level":"a","level":"b"}',              # Loki trims the key: the first "level" wins
+        '{"level":null,"level":"b"}',              # null gives no label, so the second one counts
+        '{"level":{"a":1},"level":"b"}',
+        '{"status":-0}',                           # DuckDB writes 0, Loki keeps -0
+        '{"status":1.50}',                         # DuckDB writes 1.5
+        '["level"]',
+        'level=error msg=',                        # an empty value
+        'level=error\tmsg=x',                      # a tab between pairs
+        'level=a=b',
+        'level="unterminated',
+        'just some text',
+    ]
+    assert check_exact(lines) == [PARSED_NONE] * len(lines)
+
+
+_KEYS = st.sampled_from(["level", "msg", "status", " level", "level ", "lev.el", "Level", "a", ""])
+_VALUES = st.sampled_from(['"error"', '"a b"', '""', '"x\\"y"', '"\ufffd"', "0", "-0", "12", "1.50", "1e3",
+                           "NaN", "Infinity", "true", "false", "null", '{"level":"n"}', "[1,]", '"\t"'])
+
+
+@st.composite
+def json_lines(draw: st.DrawFn) -> str:
+    pairs = draw(st.lists(st.tuples(_KEYS, _VALUES), max_size=5))
+    body = ",".join(f'"{k}":{v}' for k, v in pairs)
+    return "{" + body + draw(st.sampled_from(["", ",", " ", "} x"])) + "}" + draw(st.sampled_from(["", " ", "\n"]))
+
+
+_LOGFMT_VALUES = st.sampled_from(["error", '"a b"', '""', "", '"x\\"y"', "a=b", '"\ufffd"', "1.5s", 'a"b', "é"])
+
+
+@st.composite
+def logfmt_lines(draw: st.DrawFn) -> str:
+    pairs = draw(st.lists(st.tuples(_KEYS, _LOGFMT_VALUES), min_size=1, max_size=5))
+    seps = draw(st.lists(st.sampled_from([" ", "  ", "\t"]), min_size=len(pairs), max_size=len(pairs)))
+    return "".join(f"{sep}{k}={v}" for sep, (k, v) in zip(seps, pairs, strict=True)).lstrip(" ")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(json_lines(), logfmt_lines()), min_size=1, max_size=20))
+def test_marked_rows_always_match_the_parsers(lines: list[str]) -> None:
+    check_exact(lines)
+
+
+def test_frequent_cheap_fields_are_chosen() -> None:
+    lines = [f'{{"level":"{"info" if i % 3 else "error"}","trace":"{i:032x}","n":{i % 7},"a_b":"x",'
+             f'"rare{i}":"y","size":{i}}}' for i in range(3000)]
+    # trace: many long distinct values; a_b: not a plain name; rare*: too rare; size: short values
+    assert choose_fields(pa.array(lines), 8) == ["level", "n", "size"]
+    assert choose_fields(pa.array(lines), 1) == ["level"]
+    assert choose_fields(pa.array(lines), 0) == []
+
+
+def test_flush_writes_field_columns_beside_the_line(tmp_path: Path) -> None:
+    store = TenantStore(Root(str(tmp_path)), "t", Ingester(field_columns=4))
+    store.push(entries([({"app": "x"}, i, f'level={"error" if i % 10 == 0 else "info"} i={i % 3}')
+                        for i in range(500)]))
+    store.flush()
+    (chunk,) = (tmp_path / "t" / "chunks").glob("day=*/*.parquet")
+    table = pq.read_table(chunk)
+    assert {"parsed", "f_level", "f_i"} <= set(table.column_names)
+    assert set(table.column("parsed").to_pylist()) == {PARSED_LOGFMT}
+    assert table.column("f_level").to_pylist().count("error") == 50
