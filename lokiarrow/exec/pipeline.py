@@ -251,20 +251,53 @@ def _set_column(rows: Rows, name: str, column: pa.Array) -> None:
 
 
 def finish(rows: Rows) -> pa.Table:
-    """The rows with their final label sets as a `labels` map column."""
-    names = list(rows.labels) + ["__error__", "__error_details__"]
-    columns = [*(rows.labels[n].to_pylist() for n in rows.labels), rows.error.to_pylist(),
-               rows.details.to_pylist()]
-    label_rows = [tuple((n, v) for n, v in zip(names, values, strict=True) if v)
-                  for values in zip(*columns, strict=True)] if rows.table.num_rows else []
-    # entries that became identical (same labels, time and line) are one entry, as in Loki
+    """The rows with their final label sets as a `labels` map column (built column-wise)."""
+    n = rows.table.num_rows
+    named = [*rows.labels.items(), ("__error__", rows.error), ("__error_details__", rows.details)]
+    row_parts, key_parts, value_parts = [], [], []
+    for j, (name, column) in enumerate(named):
+        if isinstance(column, pa.ChunkedArray):
+            column = column.combine_chunks()
+        column = column.cast(pa.string())
+        present = pc.and_(pc.is_valid(column), pc.not_equal(column, ""))  # empty values are left out
+        at = np.flatnonzero(pc.fill_null(present, False).to_numpy(zero_copy_only=False))
+        if len(at) == 0:
+            continue
+        row_parts.append(at * len(named) + j)   # sort key: row, then the label's place
+        key_parts.append(pa.array([name] * len(at), pa.string()))
+        value_parts.append(column.take(pa.array(at)))
+    if row_parts:
+        sort_key = np.concatenate(row_parts)
+        order = pa.array(np.argsort(sort_key, kind="stable"))
+        keys = pa.concat_arrays(key_parts).take(order)
+        values = pa.concat_arrays(value_parts).take(order)
+        offsets = np.searchsorted(np.sort(sort_key) // len(named), np.arange(n + 1)).astype(np.int32)
+        labels = pa.MapArray.from_arrays(pa.array(offsets), keys, values, type=LABELS_TYPE)
+    else:
+        labels = pa.array([[] for _ in range(n)], LABELS_TYPE)
+    table = rows.table.append_column("labels", labels)
+    keep = _first_of_identical(table)
+    return table if keep is None else table.filter(pa.array(keep))
+
+
+def _first_of_identical(table: pa.Table) -> np.ndarray | None:
+    """Entries that became identical (same labels, time and line) are one entry, as in Loki:
+    a mask keeping the first of each, or None when none repeat. Only rows sharing a timestamp
+    can repeat, so only those are compared."""
+    stamps = table.column("ts").to_numpy()
+    if len(stamps) < 2:
+        return None
+    _, first, counts = np.unique(stamps, return_index=True, return_counts=True)
+    if counts.max() == 1:
+        return None
+    shared = np.flatnonzero(np.isin(stamps, stamps[first[counts > 1]]))
+    keep = np.ones(len(stamps), dtype=bool)
     seen: set[tuple[object, ...]] = set()
-    keep = np.ones(len(label_rows), dtype=bool)
-    stamps = rows.table.column("ts").to_pylist()
-    lines = rows.table.column("line").to_pylist()
-    for i, key in enumerate(zip(label_rows, stamps, lines, strict=True)):
-        if key in seen:
+    subset = table.take(pa.array(shared))
+    for i, key in zip(shared.tolist(), zip(subset.column("labels").to_pylist(), subset.column("ts").to_pylist(),
+                                           subset.column("line").to_pylist(), strict=True), strict=True):
+        frozen = (tuple(key[0]), key[1], key[2])
+        if frozen in seen:
             keep[i] = False
-        seen.add(key)
-    table = rows.table.append_column("labels", pa.array([list(r) for r in label_rows], LABELS_TYPE))
-    return table if keep.all() else table.filter(pa.array(keep))
+        seen.add(frozen)
+    return None if keep.all() else keep

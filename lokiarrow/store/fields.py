@@ -39,6 +39,7 @@ SAMPLE_LINES = 2048
 MIN_SHARE = 0.05          # a field must be in this share of the sampled lines
 MAX_DISTINCT_SHARE = 0.1  # ... and have few distinct values
 MAX_SHORT_LENGTH = 8      # ... or short ones
+THREADS = 1  # off the push path: leave the other core to ingest
 
 _NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
 _SAMPLE_PAIR = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|[^ "]+)')
@@ -146,7 +147,7 @@ def extract(lines: pa.Array | pa.ChunkedArray, names: list[str]) -> tuple[pa.Arr
     for i, name in enumerate(names, 1):
         params[f"prefix{i}"] = name + "="
         params[f"skip{i}"] = len(name) + 2
-    con = duckdb.connect(config={"threads": 2})
+    con = duckdb.connect(config={"threads": THREADS})
     try:
         con.register("lines", pa.table({"line": lines}))
         out = con.sql(sql, params=params).to_arrow_table()

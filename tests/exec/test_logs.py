@@ -71,3 +71,27 @@ def test_a_pipeline_that_makes_entries_identical_still_fills_the_limit(tmp_path_
         rows = select_logs(snapshot, snapshot.index.streams.match(expr.matchers), q, ScanStats())
         assert rows.column("ts").to_pylist() == expected
         assert set(rows.column("line").to_pylist()) == {"x"}
+
+
+@pytest.mark.parametrize("query", [
+    '{app=~"a|b"} | regexp "l(?P<d>\\\\d) (?P<kind>\\\\w+)" | kind="err"',
+    '{app=~"a|b"} | regexp "l(?P<d>\\\\d)" | line_format "{{.d}}"',   # makes equal-time entries identical
+    '{pod="p1"} | regexp "(?P<n>\\\\d+)$" | n > 250 or d="3"',
+])
+@pytest.mark.parametrize("backward", [True, False])
+def test_a_limited_pipeline_answer_is_the_head_of_the_full_one(store: TenantStore, query: str, backward: bool) -> None:
+    expr = parse_expr(query)
+    assert isinstance(expr, LogExpr)
+    snapshot = store.snapshot()
+    ids = snapshot.index.streams.match(expr.matchers)
+
+    def answer(limit: int) -> list[tuple[int, str, list[tuple[str, str]]]]:
+        q = LogQuery(expr.matchers, (), 0, 10 * HOUR, limit, backward, expr.stages)
+        rows = select_logs(snapshot, ids, q, ScanStats())
+        return list(zip(rows.column("ts").to_pylist(), rows.column("line").to_pylist(),
+                        [sorted(m) for m in rows.column("labels").to_pylist()], strict=True))
+
+    whole = answer(100_000)
+    assert len(whole) > 60
+    for limit in (1, 5, 37, 60):
+        assert answer(limit) == whole[:limit]
