@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import itertools
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import polars as pl
@@ -282,6 +282,7 @@ def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: Sc
     budget = 2 * q.limit
     scanned = hits = 0
     i = 0
+    scan_q = q  # once `limit` rows are held, later groups only need rows at least as good as the worst
     while i < len(found):
         group = [found[i]]
         size = found[i].rows
@@ -294,11 +295,11 @@ def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: Sc
             # a pipeline that drops no rows needs only the group's first `limit` rows, unless it
             # made some of them identical (kept once): then the group is run whole
             first = q.limit if keeps_rows else None
-            result, read = _run_pipeline(snapshot, group, ids, every_stream, q, stats, first)
+            result, read = _run_pipeline(snapshot, group, ids, every_stream, scan_q, stats, first)
             if first is not None and result.num_rows < read == first:
-                result, _ = _run_pipeline(snapshot, group, ids, every_stream, q, stats, None)
+                result, _ = _run_pipeline(snapshot, group, ids, every_stream, scan_q, stats, None)
         else:
-            result = _scan(group, ids, every_stream, q, stats, q.limit)
+            result = _scan(group, ids, every_stream, scan_q, stats, q.limit)
         best = _merge(best, result, q, force=True)
         scanned += size
         hits += result.num_rows
@@ -308,6 +309,7 @@ def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: Sc
             worst = best.column("ts")[q.limit - 1].as_py()
             if (q.backward and worst > found[i].max_ts) or (not q.backward and worst < found[i].min_ts):
                 break
+            scan_q = replace(q, start=max(q.start, worst)) if q.backward else replace(q, end=min(q.end, worst + 1))
     assert best is not None
     stats.returned = best.num_rows
     return best

@@ -122,10 +122,17 @@ def run(stages: tuple[ast.Stage, ...], rows: Rows) -> Rows:
 
 
 def _parse(stage: ast.Stage, rows: Rows, parsed_names: set[str]) -> None:
-    result = _parse_by_existing(stage, rows, [name for name in rows.labels if name not in parsed_names])
+    # only `| json a="b"` reads which names earlier parser stages set (for its "" defaults)
+    reads_parsed = isinstance(stage, ast.JsonParser) and bool(stage.extractions)
+    names = [name for name in rows.labels if reads_parsed or name not in parsed_names]
+    result = _parse_by_existing(stage, rows, names, parsed_names)
+    override = parsers.overrides(stage)
     for name, column in result.columns.items():
-        old = rows.labels.get(name)  # a row that had the name got `_extracted` instead, or kept the earlier value
-        rows.labels[name] = column if old is None else pc.coalesce(old, column)
+        old = rows.labels.get(name)  # a row that had the name got `_extracted` instead, or keeps one value
+        if old is None:
+            rows.labels[name] = column
+        else:
+            rows.labels[name] = pc.coalesce(column, old) if override else pc.coalesce(old, column)
         parsed_names.add(name)
     rows.error = pc.coalesce(rows.error, result.error)
     rows.details = pc.if_else(pc.is_null(rows.details), result.error_details, rows.details)
@@ -133,24 +140,27 @@ def _parse(stage: ast.Stage, rows: Rows, parsed_names: set[str]) -> None:
         rows.set_line(result.line)
 
 
-def _parse_by_existing(stage: ast.Stage, rows: Rows, names: list[str]) -> parsers.Parsed:
-    """Run a parser with, for each row, the label names that row has (a parsed name that one of
-    them already holds gets `_extracted`): rows are grouped by which of `names` they have."""
+def _parse_by_existing(stage: ast.Stage, rows: Rows, names: list[str], parsed_names: set[str]) -> parsers.Parsed:
+    """Run a parser with, for each row, the label names that row has: a parsed name that one of
+    them already holds gets `_extracted` (those not from parser stages) or is known `present`
+    (those from earlier parser stages). Rows are grouped by which of `names` they have."""
     lines = rows.table.column("line").combine_chunks()
     n = len(lines)
     present = np.stack([rows.labels[name].is_valid().to_numpy(zero_copy_only=False) for name in names], axis=1) \
         if names and n else np.zeros((n, 0), dtype=bool)
     patterns, group_of = np.unique(present, axis=0, return_inverse=True)
+
+    def run(rows_lines: pa.Array, pattern: np.ndarray) -> parsers.Parsed:
+        have = {name for name, has in zip(names, pattern, strict=True) if has}
+        return parsers.parse(rows_lines, stage, have - parsed_names, frozenset(have & parsed_names))
+
     if len(patterns) <= 1:
-        return parsers.parse(lines, stage, {name for name, has in zip(names, patterns[0] if len(patterns) else [],
-                                                                       strict=False) if has})
+        return run(lines, patterns[0] if len(patterns) else np.zeros(len(names), dtype=bool))
     group_of = group_of.reshape(-1)
     order = np.argsort(group_of, kind="stable")
     parts = []
     for k, pattern in enumerate(patterns):
-        rows_k = np.flatnonzero(group_of == k)
-        parts.append(parsers.parse(lines.take(pa.array(rows_k)), stage,
-                                   {name for name, has in zip(names, pattern, strict=True) if has}))
+        parts.append(run(lines.take(pa.array(np.flatnonzero(group_of == k))), pattern))
     back = np.empty(n, dtype=np.int64)
     back[order] = np.arange(n)
     back_indices = pa.array(back)

@@ -19,6 +19,10 @@ Every parser has the same contract:
 What the engine must do itself: within one pipeline Loki never overwrites a label a previous
 parser stage already extracted for the same line (its "already extracted" hint), so when two
 parser stages produce the same name, the earlier stage's non-null value wins (`coalesce(old, new)`).
+The stages with parameters (`| json a="b"`, `| logfmt a`) are the exception: they always set
+their labels (`coalesce(new, old)`, see `overrides`), and `| json a="b"` gives "" for a path it
+did not find only when the line has no label `a` yet (`present`: the names earlier parser stages
+set on the lines).
 """
 
 from __future__ import annotations
@@ -91,12 +95,18 @@ def _strings(values: Sequence[str | None] | None, n: int) -> pa.StringArray:
     return pa.array(values, pa.string())
 
 
-def parse(lines: pa.StringArray, node: ast.Stage, existing: set[str]) -> Parsed:
+def overrides(node: ast.Stage) -> bool:
+    """Whether the stage's labels replace those earlier parser stages set (stages with parameters)."""
+    return isinstance(node, (ast.JsonParser, ast.LogfmtParser)) and bool(node.extractions)
+
+
+def parse(lines: pa.StringArray, node: ast.Stage, existing: set[str], present: frozenset[str] = frozenset()
+          ) -> Parsed:
     """Run the parser stage `node` over `lines` (dispatch by node type)."""
     from lokiarrow.exec.parsers import decolorize, json, logfmt, pattern, regexp, unpack
 
     if isinstance(node, ast.JsonParser):
-        return json.parse_json(lines, node, existing)
+        return json.parse_json(lines, node, existing, present)
     if isinstance(node, ast.LogfmtParser):
         return logfmt.parse_logfmt(lines, node, existing)
     if isinstance(node, ast.RegexpParser):
@@ -110,4 +120,4 @@ def parse(lines: pa.StringArray, node: ast.Stage, existing: set[str]) -> Parsed:
     raise TypeError(f"not a parser stage: {type(node).__name__}")
 
 
-__all__ = ["Parsed", "Row", "build", "from_columns", "parse", "string_array"]
+__all__ = ["Parsed", "Row", "build", "from_columns", "overrides", "parse", "string_array"]

@@ -561,7 +561,8 @@ def _first_member(data: bytes, key: bytes, last: bool) -> tuple[bytes, str] | No
     return None
 
 
-def _selected_fields(lines: list[str | None], node: ast.JsonParser, existing: set[str]) -> Parsed:
+def _selected_fields(lines: list[str | None], node: ast.JsonParser, existing: set[str],
+                     present: frozenset[str]) -> Parsed:
     targets = [(e.name, parse_path(e.expression or e.name)) for e in node.extractions]
     rows: list[Row | None] = []
     errors: list[str | None] = []
@@ -597,8 +598,8 @@ def _selected_fields(lines: list[str | None], node: ast.JsonParser, existing: se
                 detail = str(fault)
             if value is not None:
                 row[dedupe(name, existing)] = value
-        for name, _ in targets:  # Loki gives every wanted label, "" when not found
-            if name not in existing and name not in row:
+        for name, _ in targets:  # Loki gives every wanted label the line lacks, "" when not found
+            if name not in existing and name not in present and name not in row:
                 row[name] = ""
         rows.append(row)
         errors.append(None if detail is None else JSON_ERROR)
@@ -606,9 +607,11 @@ def _selected_fields(lines: list[str | None], node: ast.JsonParser, existing: se
     return build(rows, errors, details)
 
 
-def parse_json(lines: pa.StringArray, node: ast.JsonParser, existing: set[str]) -> Parsed:
-    """`| json` (every field) or `| json name="path", …` (only these) over a batch of lines."""
+def parse_json(lines: pa.StringArray, node: ast.JsonParser, existing: set[str],
+               present: frozenset[str] = frozenset()) -> Parsed:
+    """`| json` (every field) or `| json name="path", …` (only these) over a batch of lines;
+    `present`: names earlier parser stages set on these lines."""
     values: list[str | None] = lines.to_pylist()
     if node.extractions:
-        return _selected_fields(values, node, existing)
+        return _selected_fields(values, node, existing, present)
     return _all_fields(values, existing)
