@@ -10,14 +10,19 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from lokiarrow.compile.fields import field_filter
 from lokiarrow.compile.prefilter import prefilters
 from lokiarrow.config import Limits
-from lokiarrow.errors import BadRequest, Unsupported
+from lokiarrow.errors import BadRequest
 from lokiarrow.exec import pipeline
 from lokiarrow.exec.logs import LogQuery, ScanStats, select_logs
+from lokiarrow.exec.metrics import answers
+from lokiarrow.exec.metrics.evaluate import Context, evaluate
+from lokiarrow.exec.metrics.series import Matrix, Scalar
 from lokiarrow.exec.results import stats_block, streams_result
-from lokiarrow.logql.ast import LogExpr
+from lokiarrow.logql.ast import Expr, LogExpr, VectorAggregation
 from lokiarrow.logql.parser import parse_expr, parse_matchers
 from lokiarrow.model import Matcher
 from lokiarrow.store.store import Store
@@ -31,6 +36,14 @@ class RangeRequest:
     end: int
     limit: int = 100
     backward: bool = True
+    step_ns: int = 10**9
+
+
+def _sort_order(expr: Expr) -> str | None:
+    """`sort(…)` / `sort_desc(…)` at the top order an instant answer by value."""
+    if isinstance(expr, VectorAggregation) and expr.op in ("sort", "sort_desc"):
+        return "desc" if expr.op == "sort_desc" else "asc"
+    return None
 
 
 class Querier:
@@ -45,7 +58,7 @@ class Querier:
         began = time.perf_counter()
         expr = parse_expr(req.query)
         if not isinstance(expr, LogExpr):
-            raise Unsupported("metric queries")
+            return self._metric_range(tenant, expr, req, began)
         max_limit = self.limits.max_entries_limit_per_query
         if max_limit and req.limit > max_limit:
             raise BadRequest(f"max entries limit per query exceeded, limit > max_entries_limit "
@@ -63,11 +76,35 @@ class Querier:
                 "stats": stats_block(stats, time.perf_counter() - began)}
 
     def query_instant(self, tenant: str, query: str, at: int) -> dict[str, Any]:
+        began = time.perf_counter()
         expr = parse_expr(query)
         if isinstance(expr, LogExpr):
             raise BadRequest("log queries are not supported as an instant query type, "
                              "please change your query to a range query type")
-        raise Unsupported("metric queries")
+        stats = ScanStats()
+        steps = np.array([at], dtype=np.int64)
+        value = evaluate(expr, Context(self._snapshot(tenant), steps, 0, stats))
+        if isinstance(value, Scalar):
+            return {"resultType": "scalar", "result": answers.scalar(value, at),
+                    "stats": stats_block(stats, time.perf_counter() - began)}
+        self._check_series(value)
+        return {"resultType": "vector", "result": answers.vector(value, _sort_order(expr)),
+                "stats": stats_block(stats, time.perf_counter() - began)}
+
+    def _metric_range(self, tenant: str, expr: Expr, req: RangeRequest, began: float) -> dict[str, Any]:
+        stats = ScanStats()
+        steps = np.arange(req.start, req.end + 1, req.step_ns, dtype=np.int64)
+        value = evaluate(expr, Context(self._snapshot(tenant), steps, req.step_ns, stats))
+        if isinstance(value, Matrix):
+            self._check_series(value)
+        return {"resultType": "matrix", "result": answers.matrix(value, steps),
+                "stats": stats_block(stats, time.perf_counter() - began)}
+
+    def _check_series(self, value: Matrix) -> None:
+        limit = self.limits.max_query_series
+        if limit and value.series_count() > limit:
+            raise BadRequest(f"maximum number of series ({limit}) reached for a single query; "
+                             "consider reducing query cardinality by adding more filters")
 
     def _streams_in_range(self, snapshot: Snapshot, start: int, end: int,
                           matchers: tuple[Matcher, ...] | None) -> set[int]:

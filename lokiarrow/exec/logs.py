@@ -313,3 +313,14 @@ def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: Sc
     assert best is not None
     stats.returned = best.num_rows
     return best
+
+
+def select_all(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: ScanStats) -> pa.Table:
+    """Every entry of the streams in [q.start, q.end) that passes the scan's filters, in time
+    order (metric queries read them all; `q.limit` is ignored)."""
+    ids = sorted(stream_ids)
+    found = sources(snapshot, ids, q.start, q.end)
+    if not found:
+        return _EMPTY
+    every_stream = len(ids) == len(snapshot.index.streams.labels)
+    return _scan(found, ids, every_stream, replace(q, backward=False), stats, None)

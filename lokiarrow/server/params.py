@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from lokiarrow.errors import BadRequest
-from lokiarrow.units import parse_duration_ns
+from lokiarrow.units import parse_duration_ns, parse_prometheus_duration_ns
 
 DEFAULT_SINCE_NS = 3600 * 10**9
 
@@ -87,3 +87,28 @@ def parse_backward(params: Mapping[str, str]) -> bool:
     if value not in ("backward", "forward"):
         raise BadRequest(f"invalid direction '{params.get('direction')}'")
     return value == "backward"
+
+
+MAX_POINTS = 11_000
+
+
+def parse_step(params: Mapping[str, str], start: int, end: int) -> int:
+    """`step` in ns: seconds (`60`, `0.5`) or a duration (`1m`); by default Loki's
+    max(1 s, (end - start) / 250) in whole seconds."""
+    value = params.get("step")
+    if not value:
+        return max(int((end - start) / 10**9 / 250), 1) * 10**9
+    try:
+        step = int(round(float(value) * 10**9))
+    except ValueError:
+        try:
+            step = parse_prometheus_duration_ns(value)
+        except ValueError:
+            raise BadRequest(f'invalid parameter "step"; cannot parse "{value}" to a valid duration') from None
+    if step <= 0:
+        raise BadRequest("zero or negative query resolution step widths are not accepted. "
+                         "Try a positive integer")
+    if (end - start) // step > MAX_POINTS:
+        raise BadRequest("exceeded maximum resolution of 11,000 points per timeseries. "
+                         "Try decreasing the query resolution (?step=XX)")
+    return step

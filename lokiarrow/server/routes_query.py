@@ -15,7 +15,7 @@ from lokiarrow.exec.engine import RangeRequest
 from lokiarrow.logql.parser import parse_expr
 from lokiarrow.logql.printer import format_expr
 from lokiarrow.server.deps import ParamsDep, ServicesDep, TenantDep
-from lokiarrow.server.params import parse_backward, parse_bounds, parse_limit, parse_time
+from lokiarrow.server.params import parse_backward, parse_bounds, parse_limit, parse_step, parse_time
 
 router = APIRouter()
 
@@ -30,7 +30,7 @@ async def query_range(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Resp
     if not query:
         raise BadRequest("query parameter is required")  # Loki: empty query
     start, end = parse_bounds(p)
-    req = RangeRequest(query, start, end, parse_limit(p), parse_backward(p))
+    req = RangeRequest(query, start, end, parse_limit(p), parse_backward(p), parse_step(p, start, end))
     return success(await run_in_threadpool(svc.querier.query_range, tenant, req))
 
 

@@ -143,7 +143,6 @@ def test_v1_json_format_read_with_loki_reader_core(server: Server) -> None:
         assert sorted(e.message for e in merged.entries) == sorted(["slow query: 2.5s", *errors])
 
 
-@pytest.mark.xfail(strict=True, reason="metric queries arrive with [logql-metrics] (issue 4)")
 def test_loki_reader_core_metric_query_counts_the_lines(server: Server) -> None:
     run = run_id("pllm")
     handler = LokiHandler(url=f"{server.url}/loki/api/v1/push", tags={"run": run}, version="1")
@@ -152,8 +151,9 @@ def test_loki_reader_core_metric_query_counts_the_lines(server: Server) -> None:
             logger.info("tick %d", n)
         logger.error("tock")
     with LokiClient(base_url=server.url, timeout=30) as reader:
-        # A metric query without `since_*` goes to the instant endpoint, evaluated now.
-        counted = reader.query(f'sum by (severity) (count_over_time({{run="{run}"}}[10m]))')
+        # A metric query without `since_*` goes to the instant endpoint, evaluated now (the client
+        # recognises it by its first word: `sum(`, not `sum by`).
+        counted = reader.query(f'sum(count_over_time({{run="{run}"}}[10m])) by (severity)')
         assert counted.result_type == "vector"
         assert {s.labels["severity"]: [p.value for p in s.samples] for s in counted.metric_series} == {
             "info": [3.0], "error": [1.0]}

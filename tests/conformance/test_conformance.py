@@ -19,9 +19,10 @@ CASES = load_jsonl("cases.jsonl.gz")
 
 
 def in_scope(case: dict[str, Any]) -> bool:
-    """Cases this version answers exactly: every log query (selectors, line filters, parsers,
-    label filters, formatting), every invalid query, labels, label values and series."""
-    return case["id"].startswith(("log-", "logf-", "labels", "values-", "series-", "err-"))
+    """Cases this version answers exactly: all of them (log and metric queries, invalid queries,
+    labels, label values and series)."""
+    return case["id"].startswith(("log-", "logf-", "range-", "range60-", "instant-", "labels", "values-",
+                                  "series-", "err-"))
 
 
 PROMISED = [c for c in CASES if in_scope(c)]

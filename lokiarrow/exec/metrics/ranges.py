@@ -1,0 +1,423 @@
+"""Range aggregations: `count_over_time({…} | … [5m])` and the rest, at each step of the query.
+
+1. Samples: every line of the selected streams in the time the windows cover, after the line
+   filters (in the scan) and the pipeline, as (series, ts, value). Without a pipeline the scan
+   returns only stream ids, times, metadata and line sizes; with one, the lines run through
+   exec/pipeline and each keeps its final label set. `| unwrap x` turns label x into the value
+   (converted as asked), drops it from the labels and applies the filters after it.
+2. A line that still carries `__error__` fails the query with Loki's "pipeline error" text.
+3. `by`/`without` on the range aggregation group the samples first.
+4. Windows, as Loki's: the step at time t covers (t - offset - range, t - offset]. Each sample is
+   spread over the steps whose window holds it, and DuckDB aggregates per (series, step).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lokiarrow.compile.fields import field_filter
+from lokiarrow.compile.filters import line_filters_sql
+from lokiarrow.compile.prefilter import prefilters
+from lokiarrow.errors import BadRequest
+from lokiarrow.exec import pipeline
+from lokiarrow.exec.duck import cursor
+from lokiarrow.exec.label_filters import FilterState, evaluate
+from lokiarrow.exec.logs import LogQuery, ScanStats, select_all
+from lokiarrow.exec.metrics.series import POINTS_SCHEMA, Labels, Matrix, labels_of
+from lokiarrow.exec.sources import sources
+from lokiarrow.logql import ast
+from lokiarrow.model import go_quote
+from lokiarrow.store.tenant import Snapshot
+from lokiarrow.units import go_duration_ns, parse_humanized_bytes
+
+SAMPLE_EXTRACTION_ERROR = "SampleExtractionErr"
+_AGGREGATES = {
+    "count_over_time": "count(*)::DOUBLE",
+    "rate": "count(*) / ?",
+    "bytes_over_time": "sum(v)",
+    "bytes_rate": "sum(v) / ?",
+    "sum_over_time": "sum(v)",
+    "avg_over_time": "avg(v)",
+    "min_over_time": "min(v)",
+    "max_over_time": "max(v)",
+    "first_over_time": "arg_min(v, seq)",
+    "last_over_time": "arg_max(v, seq)",
+    "stdvar_over_time": "var_pop(v)",
+    "stddev_over_time": "stddev_pop(v)",
+}
+
+
+def range_aggregation(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, step_ns: int,
+                      stats: ScanStats) -> Matrix:
+    rng = node.range
+    filters, rest = pipeline.split(rng.selector.stages)
+    if not rest and rng.unwrap is None and node.grouping is None and node.op in _IN_SQL:
+        return _in_sql(node, snapshot, steps, step_ns, filters, stats)
+    samples, labels = _samples(node, snapshot, steps, stats)
+    if node.op == "absent_over_time":
+        return _absent(rng, samples, steps, step_ns)
+    if node.grouping is not None:
+        samples, labels = _grouped(samples, labels, node.grouping)
+    points = _windows(node, samples, steps, step_ns)
+    return Matrix(steps, labels, points)
+
+
+# --- lines without a pipeline: all in SQL -------------------------------------------------------
+
+_IN_SQL = {"count_over_time": "count(*)::DOUBLE", "rate": "count(*) / ?",
+           "bytes_over_time": "sum(v)::DOUBLE", "bytes_rate": "sum(v) / ?"}
+_CEIL_DIV = "(CASE WHEN {x} >= 0 THEN ({x} + $step - 1) // $step ELSE -((-({x})) // $step) END)"
+
+
+def _in_sql(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, step_ns: int,
+            filters: tuple[ast.LineFilter, ...], stats: ScanStats) -> Matrix:
+    """Counts and sizes straight from the scan: DuckDB spreads each line over the steps whose
+    window holds it and aggregates per (stream, structured metadata, step); no line leaves it."""
+    rng = node.range
+    expr = rng.selector
+    ids = sorted(snapshot.index.streams.match(expr.matchers))
+    lo = int(steps[0]) - rng.offset_ns - rng.range_ns + 1
+    hi = int(steps[-1]) - rng.offset_ns + 1
+    found = sources(snapshot, ids, lo, hi) if ids else []
+    if not found:
+        return Matrix.empty(steps)
+    cur = cursor()
+    where, where_params = line_filters_sql(filters)
+    every_stream = len(ids) == len(snapshot.index.streams.labels)
+    parts: list[str] = []
+    registered: list[str] = []
+    files = [s.path for s in found if s.path is not None]
+    if files:
+        in_sql = "TRUE" if every_stream else "stream_id = ANY($ids)"
+        parts.append(f"SELECT stream_id, ts, metadata, strlen(line) AS v FROM read_parquet($files) "
+                     f"WHERE {in_sql} AND ts >= $lo AND ts < $hi AND {where}")
+    for s in found:
+        if s.table is not None:
+            name = f"head_rows_{id(s.table)}"
+            cur.register(name, s.table)
+            registered.append(name)
+            parts.append(f"SELECT stream_id, ts, metadata, strlen(line) AS v FROM {name} WHERE {where}")
+    x = "(ts + $offset - $start)"
+    agg = _IN_SQL[node.op].replace("?", "$seconds")
+    sql = f"""
+        WITH spans AS (
+            SELECT stream_id, to_json(metadata) AS mk, v,
+                   greatest({_CEIL_DIV.format(x=x)}, 0) AS k0,
+                   least({_CEIL_DIV.format(x=f"({x} + $range)")} - 1, $last) AS k1
+            FROM ({" UNION ALL ".join(parts)})
+            WHERE ts + $offset <= $end
+        )
+        SELECT stream_id, mk, step, {agg} AS v
+        FROM (SELECT stream_id, mk, v, unnest(range(k0, k1 + 1)) AS step FROM spans WHERE k0 <= k1)
+        GROUP BY stream_id, mk, step
+    """
+    named: dict[str, object] = {"offset": rng.offset_ns, "start": int(steps[0]), "step": max(step_ns, 1),
+                                "range": rng.range_ns, "last": len(steps) - 1, "end": int(steps[-1])}
+    if files:
+        named.update(files=files, lo=lo, hi=hi)
+        if not every_stream:
+            named["ids"] = ids
+    if "$seconds" in agg:
+        named["seconds"] = rng.range_ns / 1e9
+    filter_names = [f"f{i}" for i in range(len(where_params))]
+    for name, value in zip(filter_names, where_params, strict=True):
+        named[name] = value
+    sql = _numbered_to_named(sql, filter_names)
+    try:
+        table = cur.sql(sql, params=named).to_arrow_table()
+    finally:
+        for name in registered:
+            cur.unregister(name)
+    stats.chunks += len(files)
+    stats.lines += sum(s.rows for s in found)
+    return _labelled(table, snapshot, steps)
+
+
+def _numbered_to_named(sql: str, names: list[str]) -> str:
+    """The line filters' `?` placeholders as `$f0`, `$f1`, … (the same in every part)."""
+    pieces = sql.split("?")
+    if len(pieces) == 1:
+        return sql
+    per_part = len(names)
+    out = [pieces[0]]
+    for i, piece in enumerate(pieces[1:]):
+        out.append(f"${names[i % per_part]}{piece}")
+    return "".join(out)
+
+
+def _labelled(table: pa.Table, snapshot: Snapshot, steps: np.ndarray) -> Matrix:
+    """Points keyed by (stream, metadata) -> series labels: the stream's, then the metadata's
+    (a name the stream has gets `_extracted`, as in log answers)."""
+    index: dict[tuple[int, str | None], int] = {}
+    labels: list[Labels] = []
+    keys = list(zip(table.column("stream_id").to_pylist(), table.column("mk").to_pylist(), strict=True))
+    sids = np.empty(len(keys), dtype=np.int64)
+    for i, key in enumerate(keys):
+        sid = index.get(key)
+        if sid is None:
+            stream = snapshot.index.streams.labels[key[0]]
+            pairs = dict(stream)
+            for name, value in (json.loads(key[1]) if key[1] else {}).items():
+                pairs[f"{name}_extracted" if name in stream else name] = value
+            sid = index[key] = len(labels)
+            labels.append(labels_of(pairs))
+        sids[i] = sid
+    points = pl.DataFrame({"sid": sids, "step": table.column("step").to_numpy(),
+                           "v": table.column("v").to_numpy()}, schema=POINTS_SCHEMA)
+    return Matrix(steps, labels, points)
+
+
+# --- samples -------------------------------------------------------------------------------------
+
+def _samples(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, stats: ScanStats
+             ) -> tuple[pl.DataFrame, list[Labels]]:
+    """(gid, ts, v, seq) per sample, and each gid's labels."""
+    rng = node.range
+    expr = rng.selector
+    lo = int(steps[0]) - rng.offset_ns - rng.range_ns   # exclusive
+    hi = int(steps[-1]) - rng.offset_ns                  # inclusive
+    filters, rest = pipeline.split(expr.stages)
+    ids = snapshot.index.streams.match(expr.matchers)
+    empty = pl.DataFrame(schema={"gid": pl.Int64, "ts": pl.Int64, "v": pl.Float64, "seq": pl.Int64})
+    if not ids:
+        return empty, []
+    names = {n for sid in ids for n in snapshot.index.streams.labels[sid]}
+    q = LogQuery(expr.matchers, filters, lo + 1, hi + 1, 0, False, rest, prefilters(rest, names),
+                 field_filter(rest, names))
+    rows = select_all(snapshot, ids, q, stats)
+    if rows.num_rows == 0:
+        return empty, []
+    flowing = pipeline.begin(rows, snapshot.index.streams.labels)
+    if rest:
+        flowing = pipeline.run(rest, flowing)
+    values: pa.Array | None = None
+    if rng.unwrap is not None:
+        flowing, values = _unwrap(rng.unwrap, flowing)
+    table = pipeline.finish(flowing)
+    _fail_on_errors(table)
+    if values is None:
+        sizes = pc.binary_length(table.column("line")).cast(pa.float64())
+        values = sizes.combine_chunks() if isinstance(sizes, pa.ChunkedArray) else sizes
+    keys = [labels_of(dict(m)) for m in table.column("labels").to_pylist()]
+    index: dict[Labels, int] = {}
+    gids = np.fromiter((index.setdefault(k, len(index)) for k in keys), dtype=np.int64, count=len(keys))
+    frame = pl.DataFrame({"gid": gids, "ts": table.column("ts").to_numpy(),
+                          "v": np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64),
+                          "seq": np.arange(len(keys), dtype=np.int64)})
+    return frame, list(index)
+
+
+def _unwrap(unwrap: ast.Unwrap, rows: pipeline.Rows) -> tuple[pipeline.Rows, pa.Array]:
+    """The unwrapped label as the value: rows without it are dropped, conversion failures get
+    `__error__`; the label leaves the series labels; the filters after unwrap apply."""
+    column = rows.labels.get(unwrap.label)
+    if column is None:
+        return rows.keep(np.zeros(rows.table.num_rows, dtype=bool)), pa.array([], pa.float64())
+    texts = column.to_pylist()
+    keep = np.array([t is not None and t != "" for t in texts], dtype=bool)
+    rows = rows.keep(keep)
+    texts = [t for t, k in zip(texts, keep, strict=True) if k]
+    convert = _CONVERSIONS[unwrap.conversion]
+    values = np.zeros(len(texts), dtype=np.float64)
+    errors, details = rows.error.to_pylist(), rows.details.to_pylist()
+    for i, text in enumerate(texts):
+        try:
+            values[i] = convert(text)
+        except ValueError as exc:
+            if errors[i] is None:
+                errors[i], details[i] = SAMPLE_EXTRACTION_ERROR, str(exc)
+    rows.error, rows.details = pa.array(errors, pa.string()), pa.array(details, pa.string())
+    del rows.labels[unwrap.label]
+    value_array = pa.array(values)
+    for f in unwrap.post_filters:
+        state = FilterState(rows.labels, rows.error, rows.details)
+        mask = evaluate(f, state, np.ones(rows.table.num_rows, dtype=bool))
+        rows.error, rows.details = state.error, state.details
+        rows = rows.keep(mask)
+        value_array = value_array.filter(pa.array(mask))
+    return rows, value_array
+
+
+def _go_float(text: str) -> float:
+    from lokiarrow.exec.label_filters import _go_float as parse
+    return parse(text)
+
+
+def _seconds(text: str) -> float:
+    return go_duration_ns(text) / 1e9
+
+
+def _bytes(text: str) -> float:
+    return float(parse_humanized_bytes(text))
+
+
+_CONVERSIONS: dict[str, Callable[[str], float]] = {
+    "": _go_float, "duration": _seconds, "duration_seconds": _seconds, "bytes": _bytes,
+}
+
+
+def _fail_on_errors(table: pa.Table) -> None:
+    """Loki refuses a metric over lines that failed a stage, naming one such series (here the one
+    whose label text sorts first)."""
+    failing = [dict(m) for m in table.column("labels").to_pylist() if any(k == "__error__" for k, _ in m)]
+    if not failing:
+        return
+    first = min(failing, key=_label_text)
+    error = first["__error__"]
+    raise BadRequest(
+        f"pipeline error: '{error}' for series: '{{{_label_text(first)}}}'.\n"
+        f'Use a label filter to intentionally skip this error. (e.g | __error__!="{error}").\n'
+        'To skip all potential errors you can match empty errors.(e.g __error__="")\n'
+        'The label filter can also be specified after unwrap. (e.g | unwrap latency | __error__="" )')
+
+
+def _label_text(labels: dict[str, str]) -> str:
+    return ", ".join(f"{k}={go_quote(v)}" for k, v in sorted(labels.items()))
+
+
+def _grouped(samples: pl.DataFrame, labels: list[Labels], grouping: ast.Grouping
+             ) -> tuple[pl.DataFrame, list[Labels]]:
+    wanted = set(grouping.labels)
+    index: dict[Labels, int] = {}
+    remap = np.empty(len(labels), dtype=np.int64)
+    for gid, pairs in enumerate(labels):
+        kept = tuple(p for p in pairs if (p[0] in wanted) != grouping.without)
+        remap[gid] = index.setdefault(kept, len(index))
+    samples = samples.with_columns(pl.Series("gid", remap).gather(samples.get_column("gid")))
+    return samples, list(index)
+
+
+# --- windows -------------------------------------------------------------------------------------
+
+def _step_span(samples: pl.DataFrame, rng: ast.LogRange, steps: np.ndarray, step_ns: int) -> pl.DataFrame:
+    """Each sample with the first and last step index whose window holds it."""
+    start, n = int(steps[0]), len(steps)
+    step = max(step_ns, 1)
+    shifted = pl.col("ts") + rng.offset_ns - start
+    first = (-((-shifted) // step)).clip(0, n - 1)                       # ceil
+    last = (-((-(shifted + rng.range_ns)) // step) - 1).clip(-1, n - 1)
+    return samples.with_columns(first.alias("k0"), last.alias("k1")).filter(
+        (pl.col("k0") <= pl.col("k1")) & (pl.col("ts") + rng.offset_ns <= int(steps[-1])))
+
+
+def _windows(node: ast.RangeAggregation, samples: pl.DataFrame, steps: np.ndarray, step_ns: int) -> pl.DataFrame:
+    if samples.height == 0:
+        return pl.DataFrame(schema=POINTS_SCHEMA)
+    spans = _step_span(samples, node.range, steps, step_ns).to_arrow()
+    seconds = node.range.range_ns / 1e9
+    cur = cursor()
+    name = "samples_" + str(id(spans))
+    cur.register(name, spans)
+    try:
+        exploded = f"SELECT gid, unnest(range(k0, k1 + 1)) AS step, ts, v, seq FROM {name}"
+        if node.op in _AGGREGATES:
+            # with unwrap, rate is the per-second sum of the values (Loki's rateLogs)
+            agg = "sum(v) / ?" if node.op == "rate" and node.range.unwrap else _AGGREGATES[node.op]
+            params: list[object] = [seconds] if "?" in agg else []
+            sql = f"SELECT gid AS sid, step, {agg} AS v FROM ({exploded}) GROUP BY gid, step"
+            table = cur.sql(sql, params=params).to_arrow_table()
+        elif node.op == "quantile_over_time":
+            table = _quantiles(cur, exploded, node.param)
+        elif node.op == "rate_counter":
+            table = _counter_rates(cur, exploded, node.range, steps)
+        else:
+            raise BadRequest(f"unknown range aggregation {node.op}")
+    finally:
+        cur.unregister(name)
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.cast(POINTS_SCHEMA)  # type: ignore[arg-type]
+
+
+def _quantiles(cur: object, exploded: str, phi: float | None) -> pa.Table:
+    """Prometheus' quantile: linear between the two nearest ranks; φ outside [0, 1] gives ∓Inf."""
+    phi = 0.0 if phi is None else phi
+    sql = f"SELECT gid AS sid, step, list(v ORDER BY v) AS vs FROM ({exploded}) GROUP BY gid, step"
+    table = cur.sql(sql).to_arrow_table()  # type: ignore[attr-defined]
+    values = [_quantile(phi, vs) for vs in table.column("vs").to_pylist()]
+    return pa.table({"sid": table.column("sid"), "step": table.column("step"), "v": pa.array(values, pa.float64())})
+
+
+def _quantile(phi: float, ordered: list[float]) -> float:
+    if math.isnan(phi):
+        return math.nan
+    if phi < 0:
+        return -math.inf
+    if phi > 1:
+        return math.inf
+    n = len(ordered)
+    rank = phi * (n - 1)
+    lower = max(0, math.floor(rank))
+    upper = min(n - 1, lower + 1)
+    weight = rank - math.floor(rank)
+    return ordered[lower] * (1 - weight) + ordered[upper] * weight
+
+
+def _counter_rates(cur: object, exploded: str, rng: ast.LogRange, steps: np.ndarray) -> pa.Table:
+    """`rate_counter`: Loki's extrapolated counter rate over each window."""
+    sql = (f"SELECT gid AS sid, step, list(ts ORDER BY seq) AS ts, list(v ORDER BY seq) AS vs "
+           f"FROM ({exploded}) GROUP BY gid, step")
+    table = cur.sql(sql).to_arrow_table()  # type: ignore[attr-defined]
+    out = [_counter_rate(stamps, values, int(steps[k]) - rng.offset_ns, rng.range_ns)
+           for k, stamps, values in zip(table.column("step").to_pylist(), table.column("ts").to_pylist(),
+                                        table.column("vs").to_pylist(), strict=True)]
+    return pa.table({"sid": table.column("sid"), "step": table.column("step"), "v": pa.array(out, pa.float64())})
+
+
+def _divide(a: float, b: float) -> float:
+    """Go's float division: x/0 is ±Inf, 0/0 NaN."""
+    if b == 0:
+        return math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a)
+    return a / b
+
+
+def _counter_rate(stamps: list[int], values: list[float], end: int, range_ns: int) -> float:
+    """Loki's extrapolatedRate(isCounter=true, isRate=true): a window with fewer than two samples
+    gives 0; resets add the value before them; the ends extrapolate by up to half the average
+    spacing (and not below the counter's zero)."""
+    if len(values) < 2:
+        return 0.0
+    start = end - range_ns
+    result = values[-1] - values[0]
+    last = 0.0
+    for v in values:
+        if v < last:
+            result += last
+        last = v
+    to_start = (stamps[0] - start) / 1e9
+    to_end = (end - stamps[-1]) / 1e9
+    sampled = (stamps[-1] - stamps[0]) / 1e9
+    average = sampled / (len(values) - 1)
+    threshold = average * 1.1
+    if to_start >= threshold:
+        to_start = average / 2
+    to_zero = to_start
+    if result > 0 and values[0] >= 0:
+        to_zero = sampled * (values[0] / result)
+    to_start = min(to_start, to_zero)
+    if to_end >= threshold:
+        to_end = average / 2
+    result = result * _divide(sampled + to_start + to_end, sampled)
+    return result / (range_ns / 1e9)
+
+
+def _absent(rng: ast.LogRange, samples: pl.DataFrame, steps: np.ndarray, step_ns: int) -> Matrix:
+    """1 at every step whose window holds no line at all, labelled by the selector's `=` matchers."""
+    covered = np.zeros(len(steps), dtype=bool)
+    if samples.height:
+        spans = _step_span(samples, rng, steps, step_ns)
+        for k0, k1 in spans.select("k0", "k1").unique().iter_rows():
+            covered[k0:k1 + 1] = True
+    missing = np.flatnonzero(~covered)
+    labels = labels_of({m.name: m.value for m in rng.selector.matchers if m.op == "="})
+    points = pl.DataFrame({"sid": np.zeros(len(missing), dtype=np.int64), "step": missing.astype(np.int64),
+                           "v": np.ones(len(missing))}, schema=POINTS_SCHEMA)
+    return Matrix(steps, [labels], points)
+
