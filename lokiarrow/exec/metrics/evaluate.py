@@ -8,7 +8,7 @@ import numpy as np
 
 from lokiarrow.errors import BadRequest
 from lokiarrow.exec.logs import ScanStats
-from lokiarrow.exec.metrics import binary, ranges, vectors
+from lokiarrow.exec.metrics import binary, fielded, ranges, vectors
 from lokiarrow.exec.metrics.series import Matrix, Scalar, constant
 from lokiarrow.logql import ast
 from lokiarrow.store.tenant import Snapshot
@@ -26,6 +26,9 @@ def evaluate(expr: ast.Expr, ctx: Context) -> Matrix | Scalar:
     if isinstance(expr, ast.RangeAggregation):
         return ranges.range_aggregation(expr, ctx.snapshot, ctx.steps, ctx.step_ns, ctx.stats)
     if isinstance(expr, ast.VectorAggregation):
+        summed = fielded.sum_by_fields(expr, ctx.snapshot, ctx.steps, ctx.step_ns, ctx.stats)
+        if summed is not None:
+            return vectors.aggregate(expr, summed)
         return vectors.aggregate(expr, _matrix(evaluate(expr.expr, ctx), ctx))
     if isinstance(expr, ast.BinaryOp):
         return binary.binary(expr, evaluate(expr.left, ctx), evaluate(expr.right, ctx))

@@ -58,22 +58,22 @@ def range_aggregation(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.
                       stats: ScanStats) -> Matrix:
     rng = node.range
     filters, rest = pipeline.split(rng.selector.stages)
-    if not rest and rng.unwrap is None and node.grouping is None and node.op in _IN_SQL:
+    if not rest and rng.unwrap is None and node.grouping is None and node.op in IN_SQL:
         return _in_sql(node, snapshot, steps, step_ns, filters, stats)
     samples, labels = _samples(node, snapshot, steps, stats)
     if node.op == "absent_over_time":
         return _absent(rng, samples, steps, step_ns)
     if node.grouping is not None:
         samples, labels = _grouped(samples, labels, node.grouping)
-    points = _windows(node, samples, steps, step_ns)
+    points = windows(node, samples, steps, step_ns)
     return Matrix(steps, labels, points)
 
 
 # --- lines without a pipeline: all in SQL -------------------------------------------------------
 
-_IN_SQL = {"count_over_time": "count(*)::DOUBLE", "rate": "count(*) / ?",
+IN_SQL = {"count_over_time": "count(*)::DOUBLE", "rate": "count(*) / ?",
            "bytes_over_time": "sum(v)::DOUBLE", "bytes_rate": "sum(v) / ?"}
-_CEIL_DIV = "(CASE WHEN {x} >= 0 THEN ({x} + $step - 1) // $step ELSE -((-({x})) // $step) END)"
+CEIL_DIV = "(CASE WHEN {x} >= 0 THEN ({x} + $step - 1) // $step ELSE -((-({x})) // $step) END)"
 
 
 def _in_sql(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, step_ns: int,
@@ -105,12 +105,12 @@ def _in_sql(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, s
             registered.append(name)
             parts.append(f"SELECT stream_id, ts, metadata, strlen(line) AS v FROM {name} WHERE {where}")
     x = "(ts + $offset - $start)"
-    agg = _IN_SQL[node.op].replace("?", "$seconds")
+    agg = IN_SQL[node.op].replace("?", "$seconds")
     sql = f"""
         WITH spans AS (
             SELECT stream_id, to_json(metadata) AS mk, v,
-                   greatest({_CEIL_DIV.format(x=x)}, 0) AS k0,
-                   least({_CEIL_DIV.format(x=f"({x} + $range)")} - 1, $last) AS k1
+                   greatest({CEIL_DIV.format(x=x)}, 0) AS k0,
+                   least({CEIL_DIV.format(x=f"({x} + $range)")} - 1, $last) AS k1
             FROM ({" UNION ALL ".join(parts)})
             WHERE ts + $offset <= $end
         )
@@ -129,7 +129,7 @@ def _in_sql(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, s
     filter_names = [f"f{i}" for i in range(len(where_params))]
     for name, value in zip(filter_names, where_params, strict=True):
         named[name] = value
-    sql = _numbered_to_named(sql, filter_names)
+    sql = numbered_to_named(sql, filter_names)
     try:
         table = cur.sql(sql, params=named).to_arrow_table()
     finally:
@@ -140,7 +140,7 @@ def _in_sql(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, s
     return _labelled(table, snapshot, steps)
 
 
-def _numbered_to_named(sql: str, names: list[str]) -> str:
+def numbered_to_named(sql: str, names: list[str]) -> str:
     """The line filters' `?` placeholders as `$f0`, `$f1`, … (the same in every part)."""
     pieces = sql.split("?")
     if len(pieces) == 1:
@@ -201,7 +201,7 @@ def _samples(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, 
     if rng.unwrap is not None:
         flowing, values = _unwrap(rng.unwrap, flowing)
     table = pipeline.finish(flowing)
-    _fail_on_errors(table)
+    fail_on_errors(table)
     if values is None:
         sizes = pc.binary_length(table.column("line")).cast(pa.float64())
         values = sizes.combine_chunks() if isinstance(sizes, pa.ChunkedArray) else sizes
@@ -263,7 +263,7 @@ _CONVERSIONS: dict[str, Callable[[str], float]] = {
 }
 
 
-def _fail_on_errors(table: pa.Table) -> None:
+def fail_on_errors(table: pa.Table) -> None:
     """Loki refuses a metric over lines that failed a stage, naming one such series (here the one
     whose label text sorts first)."""
     failing = [dict(m) for m in table.column("labels").to_pylist() if any(k == "__error__" for k, _ in m)]
@@ -307,7 +307,7 @@ def _step_span(samples: pl.DataFrame, rng: ast.LogRange, steps: np.ndarray, step
         (pl.col("k0") <= pl.col("k1")) & (pl.col("ts") + rng.offset_ns <= int(steps[-1])))
 
 
-def _windows(node: ast.RangeAggregation, samples: pl.DataFrame, steps: np.ndarray, step_ns: int) -> pl.DataFrame:
+def windows(node: ast.RangeAggregation, samples: pl.DataFrame, steps: np.ndarray, step_ns: int) -> pl.DataFrame:
     if samples.height == 0:
         return pl.DataFrame(schema=POINTS_SCHEMA)
     spans = _step_span(samples, node.range, steps, step_ns).to_arrow()
