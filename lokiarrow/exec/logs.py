@@ -18,6 +18,7 @@ them) and its row number there, and flushes sort stably so arrival order survive
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 
@@ -315,12 +316,22 @@ def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: Sc
     return best
 
 
-def select_all(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: ScanStats) -> pa.Table:
-    """Every entry of the streams in [q.start, q.end) that passes the scan's filters, in time
-    order (metric queries read them all; `q.limit` is ignored)."""
+def select_batches(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: ScanStats,
+                   max_rows: int) -> Iterator[pa.Table]:
+    """Every entry of the streams in [q.start, q.end) that passes the scan's filters (metric
+    queries read them all; `q.limit` is ignored), a group of sources at a time: groups hold up to
+    about `max_rows` rows, so memory stays bounded. Sources are read oldest first."""
     ids = sorted(stream_ids)
-    found = sources(snapshot, ids, q.start, q.end)
-    if not found:
-        return _EMPTY
+    found = sorted(sources(snapshot, ids, q.start, q.end), key=lambda s: (s.min_ts, s.max_ts))
     every_stream = len(ids) == len(snapshot.index.streams.labels)
-    return _scan(found, ids, every_stream, replace(q, backward=False), stats, None)
+    forward = replace(q, backward=False)
+    group: list[Source] = []
+    size = 0
+    for source in found:
+        if group and size + source.rows > max_rows:
+            yield _scan(group, ids, every_stream, forward, stats, None)
+            group, size = [], 0
+        group.append(source)
+        size += source.rows
+    if group:
+        yield _scan(group, ids, every_stream, forward, stats, None)

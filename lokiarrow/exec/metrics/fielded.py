@@ -32,7 +32,14 @@ from lokiarrow.compile.filters import line_filters_mask, line_filters_sql
 from lokiarrow.exec import pipeline
 from lokiarrow.exec.duck import cursor
 from lokiarrow.exec.logs import ScanStats
-from lokiarrow.exec.metrics.ranges import CEIL_DIV, IN_SQL, fail_on_errors, numbered_to_named, windows
+from lokiarrow.exec.metrics.ranges import (
+    CEIL_DIV,
+    IN_SQL,
+    error_series,
+    fail_on_errors,
+    numbered_to_named,
+    windows,
+)
 from lokiarrow.exec.metrics.series import POINTS_SCHEMA, Labels, Matrix, labels_of
 from lokiarrow.exec.sources import has_columns, sources
 from lokiarrow.logql import ast
@@ -148,7 +155,7 @@ def _through_pipeline(inner: ast.RangeAggregation, rows: pa.Table, rest: tuple[a
     """The other lines: the pipeline gives their labels (and errors), then windows as usual."""
     rows = rows.sort_by([("ts", "ascending")])
     table = pipeline.finish(pipeline.run(rest, pipeline.begin(rows, snapshot.index.streams.labels)))
-    fail_on_errors(table)
+    fail_on_errors(error_series(table))
     index: dict[Labels, int] = {}
     gids = [index.setdefault(labels_of({k: v for k, v in m if k in wanted}), len(index))
             for m in table.column("labels").to_pylist()]

@@ -29,7 +29,7 @@ from lokiarrow.errors import BadRequest
 from lokiarrow.exec import pipeline
 from lokiarrow.exec.duck import cursor
 from lokiarrow.exec.label_filters import FilterState, evaluate
-from lokiarrow.exec.logs import LogQuery, ScanStats, select_all
+from lokiarrow.exec.logs import LogQuery, ScanStats, select_batches
 from lokiarrow.exec.metrics.series import POINTS_SCHEMA, Labels, Matrix, labels_of
 from lokiarrow.exec.sources import sources
 from lokiarrow.logql import ast
@@ -38,6 +38,7 @@ from lokiarrow.store.tenant import Snapshot
 from lokiarrow.units import go_duration_ns, parse_humanized_bytes
 
 SAMPLE_EXTRACTION_ERROR = "SampleExtractionErr"
+BATCH_ROWS = 200_000   # lines through the pipeline at a time: memory stays bounded
 _AGGREGATES = {
     "count_over_time": "count(*)::DOUBLE",
     "rate": "count(*) / ?",
@@ -191,27 +192,34 @@ def _samples(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, 
     names = {n for sid in ids for n in snapshot.index.streams.labels[sid]}
     q = LogQuery(expr.matchers, filters, lo + 1, hi + 1, 0, False, rest, prefilters(rest, names),
                  field_filter(rest, names))
-    rows = select_all(snapshot, ids, q, stats)
-    if rows.num_rows == 0:
-        return empty, []
-    flowing = pipeline.begin(rows, snapshot.index.streams.labels)
-    if rest:
-        flowing = pipeline.run(rest, flowing)
-    values: pa.Array | None = None
-    if rng.unwrap is not None:
-        flowing, values = _unwrap(rng.unwrap, flowing)
-    table = pipeline.finish(flowing)
-    fail_on_errors(table)
-    if values is None:
-        sizes = pc.binary_length(table.column("line")).cast(pa.float64())
-        values = sizes.combine_chunks() if isinstance(sizes, pa.ChunkedArray) else sizes
-    keys = [labels_of(dict(m)) for m in table.column("labels").to_pylist()]
     index: dict[Labels, int] = {}
-    gids = np.fromiter((index.setdefault(k, len(index)) for k in keys), dtype=np.int64, count=len(keys))
-    frame = pl.DataFrame({"gid": gids, "ts": table.column("ts").to_numpy(),
-                          "v": np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64),
-                          "seq": np.arange(len(keys), dtype=np.int64)})
-    return frame, list(index)
+    frames: list[pl.DataFrame] = []
+    failing: list[dict[str, str]] = []
+    # a bounded batch of lines at a time: only the samples (series, time, value) are kept
+    for rows in select_batches(snapshot, ids, q, stats, BATCH_ROWS):
+        flowing = pipeline.begin(rows, snapshot.index.streams.labels)
+        if rest:
+            flowing = pipeline.run(rest, flowing)
+        values: pa.Array | None = None
+        if rng.unwrap is not None:
+            flowing, values = _unwrap(rng.unwrap, flowing)
+        table = pipeline.finish(flowing)
+        failing += error_series(table)
+        if failing or table.num_rows == 0:
+            continue
+        if values is None:
+            sizes = pc.binary_length(table.column("line")).cast(pa.float64())
+            values = sizes.combine_chunks() if isinstance(sizes, pa.ChunkedArray) else sizes
+        keys = [labels_of(dict(m)) for m in table.column("labels").to_pylist()]
+        gids = np.fromiter((index.setdefault(k, len(index)) for k in keys), dtype=np.int64, count=len(keys))
+        frames.append(pl.DataFrame({"gid": gids, "ts": table.column("ts").to_numpy(),
+                                    "v": np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64)}))
+    fail_on_errors(failing)
+    if not frames:
+        return empty, []
+    # one order for first/last_over_time: by time, batches in scan order within a time
+    frame = pl.concat(frames).sort("ts", maintain_order=True)
+    return frame.with_columns(pl.int_range(pl.len(), dtype=pl.Int64).alias("seq")), list(index)
 
 
 def _unwrap(unwrap: ast.Unwrap, rows: pipeline.Rows) -> tuple[pipeline.Rows, pa.Array]:
@@ -263,10 +271,14 @@ _CONVERSIONS: dict[str, Callable[[str], float]] = {
 }
 
 
-def fail_on_errors(table: pa.Table) -> None:
+def error_series(table: pa.Table) -> list[dict[str, str]]:
+    """The label sets of the lines that failed a stage."""
+    return [dict(m) for m in table.column("labels").to_pylist() if any(k == "__error__" for k, _ in m)]
+
+
+def fail_on_errors(failing: list[dict[str, str]]) -> None:
     """Loki refuses a metric over lines that failed a stage, naming one such series (here the one
     whose label text sorts first)."""
-    failing = [dict(m) for m in table.column("labels").to_pylist() if any(k == "__error__" for k, _ in m)]
     if not failing:
         return
     first = min(failing, key=_label_text)

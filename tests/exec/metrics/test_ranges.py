@@ -135,3 +135,23 @@ def test_values_are_written_as_go_writes_them(value: float, text: str) -> None:
 def test_times_are_seconds_with_milliseconds_when_present() -> None:
     assert format_time(T0) == T0 // S
     assert format_time(T0 + 250 * 10**6) == T0 // S + 0.25
+
+
+def test_batches_of_lines_give_the_same_answer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(str(tmp_path), Ingester())
+    tenant = store.tenant("t")
+    for part in range(4):   # four chunk files and a head
+        tenant.push(entries([({"app": "ab"[i % 2]}, T0 + (part * 100 + i) * S, f"v={i % 7} n={part}")
+                             for i in range(100)]))
+        if part < 3:
+            tenant.flush()
+    q = Querier(store, Limits())
+    queries = ['sum by (app) (count_over_time({app=~"a|b"} | logfmt [1m]))',
+               'first_over_time({app=~"a|b"} | logfmt | unwrap v [2m]) by (app)',
+               'quantile_over_time(0.9, {app=~"a|b"} | logfmt | unwrap v [3m]) by (app)']
+    request = [RangeRequest(text, T0, T0 + 400 * S, step_ns=30 * S) for text in queries]
+    whole = [points(q.query_range("t", r)) for r in request]
+    from lokiarrow.exec.metrics import ranges
+    monkeypatch.setattr(ranges, "BATCH_ROWS", 50)
+    assert [points(q.query_range("t", r)) for r in request] == whole
+    assert all(whole)
