@@ -4,7 +4,8 @@
 CREATE OR REPLACE VIEW streams AS
   SELECT * FROM read_parquet(getvariable('root') || '/index/day=*/*.parquet', hive_partitioning = true);
 CREATE OR REPLACE VIEW chunks AS
-  SELECT * FROM read_parquet(getvariable('root') || '/chunks/day=*/*.parquet', hive_partitioning = true);
+  SELECT * FROM read_parquet(getvariable('root') || '/chunks/day=*/*.parquet', hive_partitioning = true,
+                             union_by_name = true);  -- files differ in their parsed-field columns
 CREATE OR REPLACE VIEW logs AS
   SELECT c.stream_id, s.labels, make_timestamp_ns(c.ts) AS time, c.ts, c.line, c.metadata, c.day
   FROM chunks c JOIN (SELECT DISTINCT stream_id, labels FROM streams) s USING (stream_id);

@@ -1,0 +1,32 @@
+"""sql/views.sql: the SQL console's views read a real store, whatever field columns its files have."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from lokiarrow.config import Ingester
+from lokiarrow.store.fs import Root
+from lokiarrow.store.tenant import TenantStore
+from tests.store.helpers import entries
+
+VIEWS = Path(__file__).resolve().parents[2] / "sql" / "views.sql"
+
+
+def test_views_over_files_with_different_field_columns(tmp_path: Path) -> None:
+    store = TenantStore(Root(str(tmp_path)), "t", Ingester())
+    store.push(entries([({"app": "json"}, i, f'{{"level":"info","n":{i + 1}}}') for i in range(50)]))
+    store.flush()
+    store.push(entries([({"app": "logfmt"}, 100 + i, f"status={200 + i % 2} msg=ok") for i in range(50)]))
+    store.flush()
+    store.push(entries([({"app": "plain"}, 200 + i, f"plain line {i}") for i in range(50)]))
+    store.flush()
+    con = duckdb.connect()
+    con.execute("SET VARIABLE root = ?", [str(tmp_path / "t")])
+    con.execute(VIEWS.read_text())
+    assert con.sql("SELECT count(*) FROM logs").fetchall() == [(150,)]
+    per_app = con.sql("SELECT labels, count(*) FROM logs GROUP BY labels ORDER BY labels").fetchall()
+    assert per_app == [('{app="json"}', 50), ('{app="logfmt"}', 50), ('{app="plain"}', 50)]
+    # the field columns of one file are null in the others
+    assert con.sql("SELECT count(f_level), count(f_status) FROM chunks").fetchall() == [(50, 50)]
