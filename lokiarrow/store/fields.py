@@ -16,8 +16,10 @@ free of everything where the readers could differ:
   Repeated keys are fine: both keep the first.
 - logfmt: only `key=value` / `key="quoted value"` pairs with identifier keys, separated by spaces,
   no empty values; the first of repeated keys wins, as in Loki's `| logfmt`.
-Field names are letters and digits only (`level`, `status`): such a name is its own sanitised
-form, and no nested JSON key or other spelling can turn into it.
+Field names are letters, digits and `_` (`level`, `latency_ms`): such a name is its own sanitised
+form; for names with `_`, JSON lines with a key Loki would also name so (`"latency.ms"`, or
+`"latency": {"ms": …}`) are left to the parser. A number counts only in lines whose numbers
+DuckDB writes back as written (`8.094`; not `8.0940`, `1e3` or `-0`: JSON_NUMBERS).
 
 The fields are chosen per flush from a sample: present in enough lines, and cheap to store (few
 distinct values, or short ones), at most `max_fields` of them.
@@ -41,16 +43,29 @@ MAX_DISTINCT_SHARE = 0.1  # ... and have few distinct values
 MAX_SHORT_LENGTH = 8      # ... or short ones
 THREADS = 1  # off the push path: leave the other core to ingest
 
-_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*\Z")
+_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*\Z")
 _SAMPLE_PAIR = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|[^ "]+)')
 
 _GO_SPACE = r"\t\n\v\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
 # What DuckDB's JSON reader accepts and Loki's scanner does not, and keys Loki trims.
 JSON_UNSAFE = (rf'(?i),\s*[}}\]]|[:\[,]\s*[-+]?(?:nan|inf)|[{{,]\s*"[{_GO_SPACE}]|[{_GO_SPACE}]"\s*:')
+# Numbers DuckDB writes back otherwise than the line has them (Loki keeps them as written):
+# `-0`, trailing fraction zeros (`1.50`), exponents (`1e3`), more digits than a double keeps.
+JSON_NUMBERS = r"[:\[,]\s*(?:-0[^.0-9]|-?[0-9]+\.[0-9]*0[\s,}\]]|-?[0-9.]+[eE]|-?[0-9][0-9.]{15,})"
 _KEY = r"[A-Za-z_][A-Za-z0-9_]*"
 _VALUE = r'"[^"\\\x00-\x1f]+"|[^\x00-\x20"=\\]+'
 LOGFMT_LINE = rf"^ *{_KEY}=(?:{_VALUE})(?: +{_KEY}=(?:{_VALUE}))* *$"
 LOGFMT_PAIR = rf"{_KEY}=(?:{_VALUE})"
+
+
+def json_unsafe(names: list[str]) -> str:
+    """JSON_UNSAFE, and for names with `_`, the other spellings Loki would also name so: a key with
+    a character it turns into `_` (`"latency.ms"`), or an object under a prefix (`"latency": {"ms"`)."""
+    prefixes = sorted({name[:i] for name in names for i, ch in enumerate(name) if ch == "_" and i})
+    if not prefixes:
+        return f"{JSON_UNSAFE}|{JSON_NUMBERS}"
+    return (rf'{JSON_UNSAFE}|{JSON_NUMBERS}|"[^"]*[^A-Za-z0-9_"][^"]*"\s*:'
+            rf'|"(?:{"|".join(prefixes)})"\s*:\s*\{{')
 
 
 def field_column(name: str) -> str:
@@ -99,7 +114,7 @@ def _sample_fields(line: str | None) -> list[tuple[str, str]]:
         if not isinstance(doc, dict):
             return []
         return [(k, str(v)) for k, v in doc.items()
-                if is_field_name(k) and isinstance(v, (str, int)) and not isinstance(v, bool)]
+                if is_field_name(k) and isinstance(v, (str, int, float)) and not isinstance(v, bool)]
     return [(k, v) for k, v in _SAMPLE_PAIR.findall(line) if is_field_name(k)]
 
 
@@ -117,8 +132,9 @@ def extract(lines: pa.Array | pa.ChunkedArray, names: list[str]) -> tuple[pa.Arr
     for i in range(1, len(names) + 1):
         text = f"(j[{i}]::VARCHAR)"
         json_values.append(f"CASE WHEN starts_with({text}, '\"') THEN {text}[2:-2] ELSE {text} END")
-        exact.append(f"(j[{i}] IS NULL OR starts_with({text}, '\"') OR {text} IN ('true', 'false') "
-                     f"OR regexp_full_match({text}, '-?[1-9][0-9]*'))")
+        # a number as DuckDB writes it back; JSON_NUMBERS left out lines where that differs
+        number = f"regexp_full_match({text}, '-?(0|[1-9][0-9]*)(\\.[0-9]+)?')"
+        exact.append(f"(j[{i}] IS NULL OR starts_with({text}, '\"') OR {text} IN ('true', 'false') OR {number})")
         logfmt_values.append(f"trim(list_filter(pairs, lambda p: starts_with(p, $prefix{i}))[1][$skip{i}:], '\"')")
     sql = f"""
         WITH read AS MATERIALIZED (
@@ -141,7 +157,7 @@ def extract(lines: pa.Array | pa.ChunkedArray, names: list[str]) -> tuple[pa.Arr
             for i, (jv, lv) in enumerate(zip(json_values, logfmt_values, strict=True)))}
         FROM kinds
     """
-    params: dict[str, object] = {"fffd": "\ufffd", "json_unsafe": JSON_UNSAFE,
+    params: dict[str, object] = {"fffd": "\ufffd", "json_unsafe": json_unsafe(names),
                                  "paths": [f'$."{name}"' for name in names],
                                  "logfmt_line": LOGFMT_LINE, "pair": LOGFMT_PAIR}
     for i, name in enumerate(names, 1):

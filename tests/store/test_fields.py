@@ -17,7 +17,7 @@ from lokiarrow.store.tenant import TenantStore
 from tests.exec.parsers.helpers import run
 from tests.store.helpers import entries
 
-NAMES = ["level", "msg", "status"]
+NAMES = ["level", "msg", "status", "latency_ms", "a_b"]
 
 
 def check_exact(lines: list[str]) -> list[int]:
@@ -70,9 +70,12 @@ def test_lines_the_readers_could_disagree_on_are_left_to_the_parser() -> None:
     assert check_exact(lines) == [PARSED_NONE] * len(lines)
 
 
-_KEYS = st.sampled_from(["level", "msg", "status", " level", "level ", "lev.el", "Level", "a", ""])
+_KEYS = st.sampled_from(["level", "msg", "status", " level", "level ", "lev.el", "Level", "a", "",
+                         "latency_ms", "latency.ms", "latency-ms", "latency", "a_b", "a.b", "a-b"])
 _VALUES = st.sampled_from(['"error"', '"a b"', '""', '"x\\"y"', '"\ufffd"', "0", "-0", "12", "1.50", "1e3",
-                           "NaN", "Infinity", "true", "false", "null", '{"level":"n"}', "[1,]", '"\t"'])
+                           "NaN", "Infinity", "true", "false", "null", '{"level":"n"}', "[1,]", '"\t"',
+                           "8.094", "8.0940", "0.5", "-0.0", "-12.25", "12345678901234567", "1.2345678901234567",
+                           '{"ms":1}', '{"b":"x"}', '{"b":{"c":2}}', '"HTTP/1.0"'])
 
 
 @st.composite
@@ -99,10 +102,10 @@ def test_marked_rows_always_match_the_parsers(lines: list[str]) -> None:
 
 
 def test_frequent_cheap_fields_are_chosen() -> None:
-    lines = [f'{{"level":"{"info" if i % 3 else "error"}","trace":"{i:032x}","n":{i % 7},"a_b":"x",'
-             f'"rare{i}":"y","size":{i}}}' for i in range(3000)]
-    # trace: many long distinct values; a_b: not a plain name; rare*: too rare; size: short values
-    assert choose_fields(pa.array(lines), 8) == ["level", "n", "size"]
+    lines = [f'{{"level":"{"info" if i % 3 else "error"}","trace":"{i:032x}","n":{i % 7},"a.b":"x",'
+             f'"rare{i}":"y","size":{i},"lat_ms":{i % 50}.5}}' for i in range(3000)]
+    # trace: many long distinct values; a.b: not a label name; rare*: too rare; size, lat_ms: short values
+    assert choose_fields(pa.array(lines), 8) == ["lat_ms", "level", "n", "size"]
     assert choose_fields(pa.array(lines), 1) == ["level"]
     assert choose_fields(pa.array(lines), 0) == []
 
