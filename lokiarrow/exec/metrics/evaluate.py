@@ -8,7 +8,7 @@ import numpy as np
 
 from lokiarrow.errors import BadRequest
 from lokiarrow.exec.logs import ScanStats
-from lokiarrow.exec.metrics import binary, fielded, ranges, vectors
+from lokiarrow.exec.metrics import binary, fielded, ranges, unwrapped, vectors
 from lokiarrow.exec.metrics.series import Matrix, Scalar, constant
 from lokiarrow.logql import ast
 from lokiarrow.store.tenant import Snapshot
@@ -24,6 +24,9 @@ class Context:
 
 def evaluate(expr: ast.Expr, ctx: Context) -> Matrix | Scalar:
     if isinstance(expr, ast.RangeAggregation):
+        read = unwrapped.unwrapped_by_fields(expr, ctx.snapshot, ctx.steps, ctx.step_ns, ctx.stats)
+        if read is not None:
+            return read
         return ranges.range_aggregation(expr, ctx.snapshot, ctx.steps, ctx.step_ns, ctx.stats)
     if isinstance(expr, ast.VectorAggregation):
         summed = fielded.sum_by_fields(expr, ctx.snapshot, ctx.steps, ctx.step_ns, ctx.stats)

@@ -57,7 +57,7 @@ def sum_by_fields(node: ast.VectorAggregation, snapshot: Snapshot, steps: np.nda
     if node.grouping is not None and node.grouping.without:
         return None
     filters, rest = pipeline.split(inner.range.selector.stages)
-    parsed = _parsed_by(rest)
+    parsed = parsed_by(rest)
     if parsed is None:
         return None
     wanted = node.grouping.labels if node.grouping else ()
@@ -180,7 +180,7 @@ def _summed(parts: list[tuple[list[Labels], pl.DataFrame]], steps: np.ndarray) -
     return Matrix(steps, list(index), summed.cast(POINTS_SCHEMA))  # type: ignore[arg-type]
 
 
-def _parsed_by(rest: tuple[ast.Stage, ...]) -> int | None:
+def parsed_by(rest: tuple[ast.Stage, ...]) -> int | None:
     if len(rest) != 1:
         return None
     stage = rest[0]

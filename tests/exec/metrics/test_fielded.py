@@ -81,3 +81,39 @@ def test_the_columns_are_used_and_failures_still_fail(tmp_path: Path) -> None:
     # `| json` over logfmt lines: the lines the columns cannot settle fail as in Loki
     with pytest.raises(BadRequest, match="pipeline error: 'JSONParserErr'"):
         _matrix(q, 'sum by (level) (count_over_time({app=~".+"} | json [1m]))')
+
+
+def _clean_store(path: Path, fields: int) -> Querier:
+    """JSON lines with a float field, all plain: the unwrapped values can come from the columns."""
+    store = Store(str(path), Ingester(field_columns=fields))
+    tenant = store.tenant("t")
+    rows = [({"app": "ab"[i % 2], "pod": f"p{i % 3}"}, T0 + i * S,
+             f'{{"level":"{LEVELS[i % 3]}","latency_ms":{(i * 37) % 500 + 0.25},"msg":"m"}}') for i in range(600)]
+    tenant.push(entries(rows))
+    tenant.flush()
+    return Querier(store, Limits())
+
+
+UNWRAPPED = [
+    'quantile_over_time(0.9, {app=~".+"} | json | unwrap latency_ms | __error__="" [2m]) by (pod)',
+    'avg_over_time({app="a"} | json | unwrap latency_ms [1m]) by (level, app)',
+    'max_over_time({app=~".+"} |= "m" | json | unwrap latency_ms [3m]) by (level)',
+    'min_over_time({app=~".+"} | json | unwrap latency_ms [1m]) by (pod)',
+    'stddev_over_time({app=~".+"} | json | unwrap latency_ms [5m]) by (app)',
+]
+
+
+@pytest.mark.parametrize("query", UNWRAPPED)
+def test_unwrapped_field_columns_give_the_pipelines_answer(tmp_path: Path, query: str) -> None:
+    fast = _clean_store(tmp_path / "f", 8)
+    expr = parse_expr(query)
+    assert isinstance(expr, ast.RangeAggregation)
+    steps = np.arange(T0, T0 + 660 * S, 60 * S, dtype=np.int64)
+    from lokiarrow.exec.metrics import unwrapped
+    assert unwrapped.unwrapped_by_fields(expr, fast.store.tenant("t").snapshot(), steps, 60 * S,
+                                         ScanStats()) is not None
+    with_fields, without = _matrix(fast, query), _matrix(_clean_store(tmp_path / "p", 0), query)
+    assert with_fields.keys() == without.keys() and with_fields
+    for key, points in with_fields.items():
+        assert [t for t, _ in points] == [t for t, _ in without[key]]
+        assert [v for _, v in points] == pytest.approx([v for _, v in without[key]], rel=1e-9)

@@ -1,0 +1,152 @@
+"""`quantile_over_time(0.99, {…} | json | unwrap latency_ms [5m]) by (namespace)` from field columns.
+
+An unwrapped value that a chunk file holds as a field column (store/fields.py) is read from it,
+and DuckDB aggregates the values per (grouping labels, step) in the same pass; no line is parsed.
+
+Taken only where that is exactly what the pipeline would give:
+- the pipeline is the leading line filters and one `| json` or `| logfmt` without parameters, then
+  `| unwrap x` (no conversion function), optionally followed by `| __error__=""`;
+- the range aggregation has `by (…)` (labels that are stream labels of every selected stream, or
+  field columns), and is one that needs every value at once (quantile) or adds up (sum, avg,
+  min, max, stdvar, stddev);
+- every line in range is in a chunk file with the columns, marked as parsed by that parser, and
+  its value is absent or a plain decimal (which converts as strconv.ParseFloat does), with no
+  structured metadata named x.
+Otherwise None: the caller evaluates the expression as usual (a mix of both cannot be combined
+for a quantile).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import polars as pl
+import pyarrow as pa
+
+from lokiarrow.compile.filters import line_filters_sql
+from lokiarrow.exec import pipeline
+from lokiarrow.exec.duck import cursor
+from lokiarrow.exec.logs import ScanStats
+from lokiarrow.exec.metrics.fielded import parsed_by
+from lokiarrow.exec.metrics.ranges import CEIL_DIV, numbered_to_named
+from lokiarrow.exec.metrics.series import POINTS_SCHEMA, Labels, Matrix, labels_of
+from lokiarrow.exec.sources import has_columns, sources
+from lokiarrow.logql import ast
+from lokiarrow.store.fields import PARSED_COLUMN, field_column, is_field_name
+from lokiarrow.store.tenant import Snapshot
+
+_AGGREGATES = {
+    "sum_over_time": "sum(v)", "avg_over_time": "avg(v)", "min_over_time": "min(v)", "max_over_time": "max(v)",
+    "stdvar_over_time": "var_pop(v)", "stddev_over_time": "stddev_pop(v)",
+    "quantile_over_time": "quantile_cont(v, $phi)",
+}
+PLAIN_DECIMAL = r"-?[0-9]{1,15}(\.[0-9]{1,15})?"
+
+
+def unwrapped_by_fields(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, step_ns: int,
+                        stats: ScanStats) -> Matrix | None:
+    rng = node.range
+    unwrap = rng.unwrap
+    if unwrap is None or unwrap.conversion or node.op not in _AGGREGATES or not is_field_name(unwrap.label):
+        return None
+    if node.grouping is None or node.grouping.without or not all(_no_error(f) for f in unwrap.post_filters):
+        return None
+    if node.op == "quantile_over_time" and (node.param is None or not 0 <= node.param <= 1 or math.isnan(node.param)):
+        return None
+    filters, rest = pipeline.split(rng.selector.stages)
+    parsed = parsed_by(rest)
+    if parsed is None:
+        return None
+    ids = sorted(snapshot.index.streams.match(rng.selector.matchers))
+    if not ids:
+        return None
+    stream_labels = [snapshot.index.streams.labels[i] for i in ids]
+    if any(unwrap.label in s for s in stream_labels):
+        return None
+    wanted = node.grouping.labels
+    from_streams = [g for g in wanted if all(g in s for s in stream_labels)]
+    from_fields = [g for g in wanted if g not in from_streams]
+    if any(not is_field_name(g) or any(g in s for s in stream_labels) for g in from_fields):
+        return None
+    lo = int(steps[0]) - rng.offset_ns - rng.range_ns + 1
+    hi = int(steps[-1]) - rng.offset_ns + 1
+    found = sources(snapshot, ids, lo, hi)
+    columns = (PARSED_COLUMN, field_column(unwrap.label), *(field_column(g) for g in from_fields))
+    if not found or any(s.path is None or not has_columns(s.path, columns) for s in found):
+        return None
+    files = [s.path for s in found if s.path is not None]
+    where, where_params = line_filters_sql(filters)
+    filter_names = [f"f{i}" for i in range(len(where_params))]
+    params: dict[str, object] = {"files": files, "lo": lo, "hi": hi, "ids": ids, "kind": parsed,
+                                 "unwrapped": unwrap.label, "plain": PLAIN_DECIMAL}
+    params.update(zip(filter_names, where_params, strict=True))
+    value = f'"{field_column(unwrap.label)}"'
+    scan = numbered_to_named(f"FROM read_parquet($files) WHERE stream_id = ANY($ids) AND ts >= $lo AND ts < $hi "
+                             f"AND {where}", filter_names)
+    settled = (f"{PARSED_COLUMN} = $kind AND NOT coalesce(list_contains(map_keys(metadata), $unwrapped), FALSE) "
+               f"AND ({value} IS NULL OR {value} = '' OR regexp_full_match({value}, $plain))")
+    cur = cursor()
+    [(unsettled,)] = cur.sql(f"SELECT count(*) {scan} AND NOT ({settled})", params=params).fetchall()
+    if unsettled:
+        return None
+    stats.chunks += len(files)
+    stats.lines += sum(s.rows for s in found)
+    return _aggregate(node, scan, settled, value, params, steps, step_ns, snapshot, ids, from_streams, from_fields)
+
+
+def _aggregate(node: ast.RangeAggregation, scan: str, settled: str, value: str, params: dict[str, object],
+               steps: np.ndarray, step_ns: int, snapshot: Snapshot, ids: list[int], from_streams: list[str],
+               from_fields: list[str]) -> Matrix:
+    rng = node.range
+    keys = []
+    for i, g in enumerate(from_fields):
+        params[f"g{i}"] = g
+        keys.append(f"nullif(coalesce(map_extract(metadata, $g{i})[1], \"{field_column(g)}\"), '')")
+    field_key = f"to_json(list_value({', '.join(keys)}))" if keys else "'[]'"
+    streams = pa.table({"stream_id": pa.array(ids, pa.int64()), "sk": pa.array(
+        [json.dumps([snapshot.index.streams.labels[i].get(g) for g in from_streams]) for i in ids], pa.string())})
+    agg = _AGGREGATES[node.op]
+    params.update(offset=rng.offset_ns, start=int(steps[0]), step=max(step_ns, 1), range=rng.range_ns,
+                  last=len(steps) - 1, end=int(steps[-1]))
+    if "$phi" in agg:
+        params["phi"] = node.param
+    x = "(ts + $offset - $start)"
+    sql = f"""
+        WITH spans AS (
+            SELECT stream_id, {field_key} AS fk, CAST({value} AS DOUBLE) AS v,
+                   greatest({CEIL_DIV.format(x=x)}, 0) AS k0,
+                   least({CEIL_DIV.format(x=f"({x} + $range)")} - 1, $last) AS k1
+            {scan} AND {settled} AND {value} IS NOT NULL AND {value} <> '' AND ts + $offset <= $end
+        )
+        SELECT sk, fk, step, {agg} AS v
+        FROM (SELECT stream_id, fk, v, unnest(range(k0, k1 + 1)) AS step FROM spans WHERE k0 <= k1)
+             JOIN unwrapped_streams USING (stream_id)
+        GROUP BY sk, fk, step
+    """
+    cur = cursor()
+    cur.register("unwrapped_streams", streams)
+    try:
+        frame = pl.from_arrow(cur.sql(sql, params=params).to_arrow_table())
+    finally:
+        cur.unregister("unwrapped_streams")
+    assert isinstance(frame, pl.DataFrame)
+    index: dict[Labels, int] = {}
+    sid_of: dict[tuple[str, str], int] = {}
+    for sk, fk in frame.select("sk", "fk").unique().iter_rows():
+        pairs = dict(zip(from_streams, json.loads(sk), strict=True))
+        pairs.update(zip(from_fields, json.loads(fk), strict=True))
+        labels = labels_of({k: v for k, v in pairs.items() if v is not None})
+        sid_of[(sk, fk)] = index.setdefault(labels, len(index))
+    if not sid_of:
+        return Matrix.empty(steps)
+    mapping = pl.DataFrame({"sk": [k[0] for k in sid_of], "fk": [k[1] for k in sid_of], "sid": list(sid_of.values())},
+                           schema={"sk": pl.String, "fk": pl.String, "sid": pl.Int64})
+    points = frame.join(mapping, on=["sk", "fk"]).select("sid", "step", "v").cast(POINTS_SCHEMA)  # type: ignore[arg-type]
+    return Matrix(steps, list(index), points)
+
+
+def _no_error(f: ast.LabelFilter) -> bool:
+    return isinstance(f, ast.LabelMatch) and f.matcher.name == "__error__" and f.matcher.op == "=" \
+        and f.matcher.value == ""
