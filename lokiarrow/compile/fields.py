@@ -22,7 +22,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from lokiarrow.logql import ast
-from lokiarrow.store.fields import PARSED_COLUMN, PARSED_JSON, PARSED_LOGFMT, field_column, is_field_name
+from lokiarrow.store.fields import (
+    INEXACT_COLUMN,
+    PARSED_COLUMN,
+    PARSED_JSON,
+    PARSED_LOGFMT,
+    field_column,
+    is_field_name,
+)
 
 _BELOW = {">": ">", ">=": ">="}  # compared with the wanted value minus the margin
 _ABOVE = {"<": "<", "<=": "<="}  # ... plus the margin
@@ -43,14 +50,15 @@ class FieldFilter:
     params: tuple[object, ...] = field(default=())
 
     def columns(self) -> tuple[str, ...]:
-        return (PARSED_COLUMN, *(field_column(n) for n in self.names))
+        return (PARSED_COLUMN, INEXACT_COLUMN, *(field_column(n) for n in self.names))
 
     def row_sql(self, fallback: str, fallback_params: list[object]) -> tuple[str, list[object]]:
         """The scan's condition: the field test on rows parsed by this parser without metadata of
-        a filtered name, `fallback` (the line prefilters) elsewhere."""
+        a filtered name and whose value of each is known, `fallback` (the line prefilters) elsewhere."""
         shadowed = " OR ".join("coalesce(list_contains(map_keys(metadata), ?), FALSE)" for _ in self.names)
-        return (f"(CASE WHEN {PARSED_COLUMN} = ? AND NOT ({shadowed}) THEN {self.sql} ELSE {fallback} END)",
-                [self.parsed, *self.names, *self.params, *fallback_params])
+        unknown = f"coalesce(list_has_any({INEXACT_COLUMN}, ?), FALSE)"
+        return (f"(CASE WHEN {PARSED_COLUMN} = ? AND NOT ({shadowed}) AND NOT {unknown} THEN {self.sql} "
+                f"ELSE {fallback} END)", [self.parsed, *self.names, list(self.names), *self.params, *fallback_params])
 
 
 def field_filter(stages: tuple[ast.Stage, ...], stream_label_names: set[str]) -> FieldFilter | None:

@@ -18,7 +18,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lokiarrow.store.fields import FIELD_PREFIX, PARSED_COLUMN, choose_fields, extract, field_column
+from lokiarrow.store.fields import (
+    FIELD_PREFIX,
+    INEXACT_COLUMN,
+    PARSED_COLUMN,
+    choose_fields,
+    extract,
+    field_column,
+)
 from lokiarrow.store.fs import Root
 from lokiarrow.store.names import chunk_path, day_of, index_path, new_segment_name
 from lokiarrow.store.schema import CHUNK, INDEX
@@ -44,7 +51,8 @@ def _row_group_bounds(stream_ids: np.ndarray, max_rows: int) -> list[tuple[int, 
 def _parquet_bytes(table: pa.Table, bounds: list[tuple[int, int]]) -> pa.Buffer:
     sink = pa.BufferOutputStream()
     dictionary = ["stream_id", "metadata.key_value.key", "metadata.key_value.value",
-                  *(name for name in table.column_names if name.startswith(FIELD_PREFIX))]
+                  *(name for name in table.column_names if name.startswith(FIELD_PREFIX)),
+                  *([f"{INEXACT_COLUMN}.list.element"] if INEXACT_COLUMN in table.column_names else [])]
     delta = {"ts": "DELTA_BINARY_PACKED"} if "ts" in table.column_names else None  # ~30 % smaller
     with pq.ParquetWriter(sink, table.schema, compression="zstd", compression_level=ZSTD_LEVEL,
                           use_dictionary=dictionary, column_encoding=delta,
@@ -69,10 +77,10 @@ def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, 
     del keyed, data
     names = choose_fields(ordered.column("line"), max_fields)
     if names:
-        parsed, columns = extract(ordered.column("line"), names)
-        ordered = ordered.append_column(PARSED_COLUMN, parsed)
+        fields = extract(ordered.column("line"), names)
+        ordered = ordered.append_column(PARSED_COLUMN, fields.parsed).append_column(INEXACT_COLUMN, fields.inexact)
         for name in names:
-            ordered = ordered.append_column(field_column(name), columns[name])
+            ordered = ordered.append_column(field_column(name), fields.columns[name])
     hour_of_row = ordered.column("hour").to_numpy()
     cuts = np.flatnonzero(np.diff(hour_of_row)) + 1
     segment = new_segment_name()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from dataclasses import dataclass
 
 import duckdb
 import orjson
@@ -36,6 +37,7 @@ import pyarrow as pa
 
 PARSED_NONE, PARSED_JSON, PARSED_LOGFMT = 0, 1, 2
 PARSED_COLUMN = "parsed"
+INEXACT_COLUMN = "inexact"   # per row: the fields whose column is null because the value is not known
 FIELD_PREFIX = "f_"
 SAMPLE_LINES = 2048
 MIN_SHARE = 0.05          # a field must be in this share of the sampled lines
@@ -51,7 +53,8 @@ _GO_SPACE = r"\t\n\v\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x
 JSON_UNSAFE = (rf'(?i),\s*[}}\]]|[:\[,]\s*[-+]?(?:nan|inf)|[{{,]\s*"[{_GO_SPACE}]|[{_GO_SPACE}]"\s*:')
 # Numbers DuckDB writes back otherwise than the line has them (Loki keeps them as written):
 # `-0`, trailing fraction zeros (`1.50`), exponents (`1e3`), more digits than a double keeps.
-JSON_NUMBERS = r"[:\[,]\s*(?:-0[^.0-9]|-?[0-9]+\.[0-9]*0[\s,}\]]|-?[0-9.]+[eE]|-?[0-9][0-9.]{15,})"
+_ODD_NUMBER = r"(?:-0[^.0-9]|-?[0-9]+\.[0-9]*0[\s,}\]]|-?[0-9.]+[eE]|-?[0-9][0-9.]{15,})"
+JSON_NUMBERS = rf"[:\[,]\s*{_ODD_NUMBER}"
 _KEY = r"[A-Za-z_][A-Za-z0-9_]*"
 _VALUE = r'"[^"\\\x00-\x1f]+"|[^\x00-\x20"=\\]+'
 LOGFMT_LINE = rf"^ *{_KEY}=(?:{_VALUE})(?: +{_KEY}=(?:{_VALUE}))* *$"
@@ -63,9 +66,14 @@ def json_unsafe(names: list[str]) -> str:
     a character it turns into `_` (`"latency.ms"`), or an object under a prefix (`"latency": {"ms"`)."""
     prefixes = sorted({name[:i] for name in names for i, ch in enumerate(name) if ch == "_" and i})
     if not prefixes:
-        return f"{JSON_UNSAFE}|{JSON_NUMBERS}"
-    return (rf'{JSON_UNSAFE}|{JSON_NUMBERS}|"[^"]*[^A-Za-z0-9_"][^"]*"\s*:'
+        return JSON_UNSAFE
+    return (rf'{JSON_UNSAFE}|"[^"]*[^A-Za-z0-9_"][^"]*"\s*:'
             rf'|"(?:{"|".join(prefixes)})"\s*:\s*\{{')
+
+
+def _named_numbers(names: list[str]) -> str:
+    """The fields (among `names`) that a line gives an odd number: group 1 is the name."""
+    return rf'"({"|".join(names)})"\s*:\s*{_ODD_NUMBER}'
 
 
 def field_column(name: str) -> str:
@@ -118,8 +126,16 @@ def _sample_fields(line: str | None) -> list[tuple[str, str]]:
     return [(k, v) for k, v in _SAMPLE_PAIR.findall(line) if is_field_name(k)]
 
 
-def extract(lines: pa.Array | pa.ChunkedArray, names: list[str]) -> tuple[pa.Array, dict[str, pa.Array]]:
-    """The `parsed` column and one column per field name for `lines` (see the module docstring).
+@dataclass(frozen=True)
+class Extracted:
+    parsed: pa.Array                 # uint8 per row: PARSED_JSON, PARSED_LOGFMT or PARSED_NONE
+    inexact: pa.Array                # list<string> per row: fields whose value is not known (null: none)
+    columns: dict[str, pa.Array]     # field name -> values (null: absent, or not known)
+
+
+def extract(lines: pa.Array | pa.ChunkedArray, names: list[str]) -> Extracted:
+    """The `parsed` and `inexact` columns and one column per field name for `lines` (see the
+    module docstring).
 
     One JSON read per JSON line (`json_extract` of every field: strings come back quoted, so their
     type shows) and one RE2 pass per logfmt line. Names reach DuckDB only as parameters (JSON
@@ -127,14 +143,15 @@ def extract(lines: pa.Array | pa.ChunkedArray, names: list[str]) -> tuple[pa.Arr
     """
     n = len(lines)
     if not names or n == 0:
-        return pa.array([PARSED_NONE] * n, pa.uint8()), {}
-    json_values, logfmt_values, exact = [], [], []
+        return Extracted(pa.array([PARSED_NONE] * n, pa.uint8()), pa.nulls(n, pa.list_(pa.string())), {})
+    json_values, logfmt_values, known = [], [], []
     for i in range(1, len(names) + 1):
         text = f"(j[{i}]::VARCHAR)"
         json_values.append(f"CASE WHEN starts_with({text}, '\"') THEN {text}[2:-2] ELSE {text} END")
-        # a number as DuckDB writes it back; JSON_NUMBERS left out lines where that differs
-        number = f"regexp_full_match({text}, '-?(0|[1-9][0-9]*)(\\.[0-9]+)?')"
-        exact.append(f"(j[{i}] IS NULL OR starts_with({text}, '\"') OR {text} IN ('true', 'false') OR {number})")
+        # a number only as DuckDB writes it back, and not where the line wrote it otherwise
+        number = (f"(regexp_full_match({text}, '-?(0|[1-9][0-9]*)(\\.[0-9]+)?') "
+                  f"AND NOT coalesce(list_contains(odd_numbers, $name{i}), FALSE))")
+        known.append(f"(j[{i}] IS NULL OR starts_with({text}, '\"') OR {text} IN ('true', 'false') OR {number})")
         logfmt_values.append(f"trim(list_filter(pairs, lambda p: starts_with(p, $prefix{i}))[1][$skip{i}:], '\"')")
     sql = f"""
         WITH read AS MATERIALIZED (
@@ -142,27 +159,34 @@ def extract(lines: pa.Array | pa.ChunkedArray, names: list[str]) -> tuple[pa.Arr
                 CASE WHEN starts_with(line, '{{') AND NOT contains(line, '\\') AND NOT contains(line, $fffd)
                           AND NOT regexp_matches(line, $json_unsafe)
                      THEN try(json_extract(line, $paths)) END AS j,
+                CASE WHEN j IS NOT NULL AND regexp_matches(line, $json_numbers)
+                     THEN regexp_extract_all(line, $named_numbers, 1) END AS odd_numbers,
                 CASE WHEN NOT starts_with(line, '{{') AND NOT contains(line, '\\') AND NOT contains(line, $fffd)
                           AND regexp_matches(line, $logfmt_line)
                      THEN regexp_extract_all(line, $pair) END AS pairs
             FROM lines
         ), kinds AS MATERIALIZED (
-            SELECT *, CASE WHEN j IS NOT NULL AND {" AND ".join(exact)} THEN {PARSED_JSON}
-                           WHEN pairs IS NOT NULL THEN {PARSED_LOGFMT}
-                           ELSE {PARSED_NONE} END::UTINYINT AS parsed
+            SELECT *, CASE WHEN j IS NOT NULL THEN {PARSED_JSON} WHEN pairs IS NOT NULL THEN {PARSED_LOGFMT}
+                           ELSE {PARSED_NONE} END::UTINYINT AS parsed,
+                      list_value({", ".join(f"CASE WHEN j IS NULL OR {ok} THEN NULL ELSE $name{i} END"
+                                            for i, ok in enumerate(known, 1))}) AS unknown
             FROM read
         )
-        SELECT parsed, {", ".join(
-            f"CASE parsed WHEN {PARSED_JSON} THEN {jv} WHEN {PARSED_LOGFMT} THEN {lv} END AS f{i}"
-            for i, (jv, lv) in enumerate(zip(json_values, logfmt_values, strict=True)))}
+        SELECT parsed, nullif(list_filter(unknown, lambda u: u IS NOT NULL), []) AS {INEXACT_COLUMN},
+            {", ".join(
+            f"CASE WHEN parsed = {PARSED_JSON} AND NOT list_contains(unknown, $name{i}) THEN {jv} "
+            f"WHEN parsed = {PARSED_LOGFMT} THEN {lv} END AS f{i - 1}"
+            for i, (jv, lv) in enumerate(zip(json_values, logfmt_values, strict=True), 1))}
         FROM kinds
     """
     params: dict[str, object] = {"fffd": "\ufffd", "json_unsafe": json_unsafe(names),
+                                 "json_numbers": JSON_NUMBERS, "named_numbers": _named_numbers(names),
                                  "paths": [f'$."{name}"' for name in names],
                                  "logfmt_line": LOGFMT_LINE, "pair": LOGFMT_PAIR}
     for i, name in enumerate(names, 1):
         params[f"prefix{i}"] = name + "="
         params[f"skip{i}"] = len(name) + 2
+        params[f"name{i}"] = name
     con = duckdb.connect(config={"threads": THREADS})
     try:
         con.register("lines", pa.table({"line": lines}))
@@ -170,4 +194,4 @@ def extract(lines: pa.Array | pa.ChunkedArray, names: list[str]) -> tuple[pa.Arr
     finally:
         con.close()
     columns = {name: out.column(f"f{i}").combine_chunks() for i, name in enumerate(names)}
-    return out.column(PARSED_COLUMN).combine_chunks(), columns
+    return Extracted(out.column(PARSED_COLUMN).combine_chunks(), out.column(INEXACT_COLUMN).combine_chunks(), columns)

@@ -30,7 +30,9 @@ def _line(i: int) -> str:
     level, duration, status = LEVELS[i % 5], DURATIONS[(i // 6) % 12], [200, 404, 500, 503][i % 4]
     match i % 6:
         case 0 | 1:
-            return f'{{"level":"{level}","status":{status},"msg":"request {i} error-free","duration":"{duration}"}}'
+            lat = f"{i % 7}.{i % 3}0" if i % 2 else f"{i % 7}.{i % 3}"   # 1.20: DuckDB would write 1.2
+            return (f'{{"level":"{level}","status":{status},"msg":"request {i} error-free","duration":"{duration}",'
+                    f'"lat":{lat}}}')
         case 2:
             return f'{{"status":"{status}","msg":"no level here, error in text"}}'
         case 3:
@@ -100,6 +102,8 @@ QUERIES = [
     '{app=~".+"} | logfmt | level="error" or status >= 500',
     '{app=~".+"} | logfmt --strict | level="none"',
     '{app=~".+"} | json | level="stream"',
+    '{app=~".+"} | json | lat > 2.5',
+    '{app=~".+"} | json | lat == 1.2 or lat=~"3.*"',
 ]
 
 

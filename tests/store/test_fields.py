@@ -22,8 +22,8 @@ NAMES = ["level", "msg", "status", "latency_ms", "a_b"]
 
 def check_exact(lines: list[str]) -> list[int]:
     """Extract, then compare every row marked parsed with the real parser's labels; the markers."""
-    parsed, columns = extract(pa.array(lines, pa.string()), NAMES)
-    kinds = parsed.to_pylist()
+    fields = extract(pa.array(lines, pa.string()), NAMES)
+    kinds, columns, inexact = fields.parsed.to_pylist(), fields.columns, fields.inexact.to_pylist()
     by_json = run(ast.JsonParser(), lines)
     by_logfmt = run(ast.LogfmtParser(), lines)
     for i, kind in enumerate(kinds):
@@ -31,9 +31,13 @@ def check_exact(lines: list[str]) -> list[int]:
             assert all(columns[n][i].as_py() is None for n in NAMES)
             continue
         labels = by_json[i] if kind == PARSED_JSON else by_logfmt[i]
+        unknown = inexact[i] or []
         assert "__error__" not in labels, lines[i]
         for name in NAMES:
-            assert columns[name][i].as_py() == labels.get(name), (lines[i], name)
+            if name in unknown:
+                assert columns[name][i].as_py() is None
+            else:
+                assert columns[name][i].as_py() == labels.get(name), (lines[i], name)
     return kinds
 
 
@@ -56,10 +60,6 @@ def test_lines_the_readers_could_disagree_on_are_left_to_the_parser() -> None:
         '{"x":NaN,"level":"error"}',               # DuckDB reads NaN, Loki's scanner stops there
         '{"level":"error","x":1,}',                # a trailing comma
         '{" level":"a","level":"b"}',              # Loki trims the key: the first "level" wins
-        '{"level":null,"level":"b"}',              # null gives no label, so the second one counts
-        '{"level":{"a":1},"level":"b"}',
-        '{"status":-0}',                           # DuckDB writes 0, Loki keeps -0
-        '{"status":1.50}',                         # DuckDB writes 1.5
         '["level"]',
         'level=error msg=',                        # an empty value
         'level=error\tmsg=x',                      # a tab between pairs
@@ -68,6 +68,20 @@ def test_lines_the_readers_could_disagree_on_are_left_to_the_parser() -> None:
         'just some text',
     ]
     assert check_exact(lines) == [PARSED_NONE] * len(lines)
+
+
+def test_values_the_readers_could_disagree_on_are_unknown_fields_of_a_parsed_line() -> None:
+    lines = [
+        '{"level":null,"level":"b","msg":"m"}',    # null gives no label, so the second one counts
+        '{"level":{"a":1},"level":"b","msg":"m"}',
+        '{"status":-0,"msg":"m"}',                 # DuckDB writes 0, Loki keeps -0
+        '{"status":1.50,"msg":"m"}',               # DuckDB writes 1.5
+        '{"status":1e3,"msg":"m"}',
+    ]
+    assert check_exact(lines) == [PARSED_JSON] * len(lines)
+    fields = extract(pa.array(lines), NAMES)
+    assert fields.inexact.to_pylist() == [["level"], ["level"], ["status"], ["status"], ["status"]]
+    assert fields.columns["msg"].to_pylist() == ["m"] * 5
 
 
 _KEYS = st.sampled_from(["level", "msg", "status", " level", "level ", "lev.el", "Level", "a", "",

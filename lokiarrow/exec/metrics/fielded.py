@@ -43,8 +43,19 @@ from lokiarrow.exec.metrics.ranges import (
 from lokiarrow.exec.metrics.series import POINTS_SCHEMA, Labels, Matrix, labels_of
 from lokiarrow.exec.sources import has_columns, sources
 from lokiarrow.logql import ast
-from lokiarrow.store.fields import PARSED_COLUMN, PARSED_JSON, PARSED_LOGFMT, field_column, is_field_name
+from lokiarrow.store.fields import (
+    INEXACT_COLUMN,
+    PARSED_COLUMN,
+    PARSED_JSON,
+    PARSED_LOGFMT,
+    field_column,
+    is_field_name,
+)
 from lokiarrow.store.tenant import Snapshot
+
+# rows whose fields the columns hold: parsed by the parser, every needed value known
+SETTLED = (f"coalesce({PARSED_COLUMN} = $kind AND NOT coalesce(list_has_any({INEXACT_COLUMN}, $needed), FALSE), "
+           "FALSE)")
 
 
 def sum_by_fields(node: ast.VectorAggregation, snapshot: Snapshot, steps: np.ndarray, step_ns: int,
@@ -73,7 +84,7 @@ def sum_by_fields(node: ast.VectorAggregation, snapshot: Snapshot, steps: np.nda
     lo = int(steps[0]) - rng.offset_ns - rng.range_ns + 1
     hi = int(steps[-1]) - rng.offset_ns + 1
     found = sources(snapshot, ids, lo, hi)
-    columns = (PARSED_COLUMN, *(field_column(g) for g in from_fields))
+    columns = (PARSED_COLUMN, INEXACT_COLUMN, *(field_column(g) for g in from_fields))
     if not found or any(s.path is not None and not has_columns(s.path, columns) for s in found):
         return None
     files = [s.path for s in found if s.path is not None]
@@ -84,14 +95,15 @@ def sum_by_fields(node: ast.VectorAggregation, snapshot: Snapshot, steps: np.nda
     leftovers: list[pa.Table] = []
     if files:
         where, where_params = line_filters_sql(filters)
-        named: dict[str, object] = {"files": files, "lo": lo, "hi": hi, "ids": ids, "kind": parsed}
+        named: dict[str, object] = {"files": files, "lo": lo, "hi": hi, "ids": ids, "kind": parsed,
+                                    "needed": list(from_fields)}
         filter_names = [f"f{i}" for i in range(len(where_params))]
         named.update(zip(filter_names, where_params, strict=True))
         scan = numbered_to_named(f"FROM read_parquet($files) WHERE stream_id = ANY($ids) AND ts >= $lo AND ts < $hi "
                                  f"AND {where}", filter_names)
         parts.append(_exact_rows(inner, scan, named, parsed, steps, step_ns, snapshot, from_streams, from_fields))
-        leftovers.append(cursor().sql(f"SELECT stream_id, ts, line, metadata {scan} AND "
-                                      f"{PARSED_COLUMN} IS DISTINCT FROM $kind", params=named).to_arrow_table())
+        leftovers.append(cursor().sql(f"SELECT stream_id, ts, line, metadata {scan} AND NOT ({SETTLED})",
+                                      params=named).to_arrow_table())
     for table in heads:
         mask = line_filters_mask(table.column("line"), filters)
         leftovers.append((table if mask is None else table.filter(mask)).select(["stream_id", "ts", "line", "metadata"]))
@@ -125,7 +137,7 @@ def _exact_rows(inner: ast.RangeAggregation, scan: str, named: dict[str, object]
             SELECT stream_id, {key} AS gk, strlen(line) AS v,
                    greatest({CEIL_DIV.format(x=x)}, 0) AS k0,
                    least({CEIL_DIV.format(x=f"({x} + $range)")} - 1, $last) AS k1
-            {scan} AND {PARSED_COLUMN} = $kind AND ts + $offset <= $end
+            {scan} AND {SETTLED} AND ts + $offset <= $end
         )
         SELECT {"stream_id" if from_streams else "0 AS stream_id"}, gk, step, {agg} AS v
         FROM (SELECT stream_id, gk, v, unnest(range(k0, k1 + 1)) AS step FROM spans WHERE k0 <= k1)

@@ -29,12 +29,12 @@ from lokiarrow.compile.filters import line_filters_sql
 from lokiarrow.exec import pipeline
 from lokiarrow.exec.duck import cursor
 from lokiarrow.exec.logs import ScanStats
-from lokiarrow.exec.metrics.fielded import parsed_by
+from lokiarrow.exec.metrics.fielded import SETTLED, parsed_by
 from lokiarrow.exec.metrics.ranges import CEIL_DIV, numbered_to_named
 from lokiarrow.exec.metrics.series import POINTS_SCHEMA, Labels, Matrix, labels_of
 from lokiarrow.exec.sources import has_columns, sources
 from lokiarrow.logql import ast
-from lokiarrow.store.fields import PARSED_COLUMN, field_column, is_field_name
+from lokiarrow.store.fields import INEXACT_COLUMN, PARSED_COLUMN, field_column, is_field_name
 from lokiarrow.store.tenant import Snapshot
 
 _AGGREGATES = {
@@ -73,19 +73,20 @@ def unwrapped_by_fields(node: ast.RangeAggregation, snapshot: Snapshot, steps: n
     lo = int(steps[0]) - rng.offset_ns - rng.range_ns + 1
     hi = int(steps[-1]) - rng.offset_ns + 1
     found = sources(snapshot, ids, lo, hi)
-    columns = (PARSED_COLUMN, field_column(unwrap.label), *(field_column(g) for g in from_fields))
+    columns = (PARSED_COLUMN, INEXACT_COLUMN, field_column(unwrap.label), *(field_column(g) for g in from_fields))
     if not found or any(s.path is None or not has_columns(s.path, columns) for s in found):
         return None
     files = [s.path for s in found if s.path is not None]
     where, where_params = line_filters_sql(filters)
     filter_names = [f"f{i}" for i in range(len(where_params))]
     params: dict[str, object] = {"files": files, "lo": lo, "hi": hi, "ids": ids, "kind": parsed,
-                                 "unwrapped": unwrap.label, "plain": PLAIN_DECIMAL}
+                                 "unwrapped": unwrap.label, "plain": PLAIN_DECIMAL,
+                                 "needed": [unwrap.label, *from_fields]}
     params.update(zip(filter_names, where_params, strict=True))
     value = f'"{field_column(unwrap.label)}"'
     scan = numbered_to_named(f"FROM read_parquet($files) WHERE stream_id = ANY($ids) AND ts >= $lo AND ts < $hi "
                              f"AND {where}", filter_names)
-    settled = (f"{PARSED_COLUMN} = $kind AND NOT coalesce(list_contains(map_keys(metadata), $unwrapped), FALSE) "
+    settled = (f"{SETTLED} AND NOT coalesce(list_contains(map_keys(metadata), $unwrapped), FALSE) "
                f"AND ({value} IS NULL OR {value} = '' OR regexp_full_match({value}, $plain))")
     cur = cursor()
     [(unsettled,)] = cur.sql(f"SELECT count(*) {scan} AND NOT ({settled})", params=params).fetchall()
