@@ -155,7 +155,11 @@ class StoreFiles:
 
     def stream_ids(self, q: Query) -> list[int] | None:
         """The ids the query selects; None when it selects every stream (no filter needed)."""
-        ids = sorted(sid for sid, labels in self.streams.items() if q.streams(labels))
+        return self.select(q.streams)
+
+    def select(self, streams: Callable[[Labels], bool]) -> list[int] | None:
+        """The ids of the streams whose labels `streams` accepts; None when it accepts every stream."""
+        ids = sorted(sid for sid, labels in self.streams.items() if streams(labels))
         return None if len(ids) == len(self.streams) else ids
 
 

@@ -62,6 +62,41 @@ class QueryResult:
     same_as_floor: bool | None = None
     met: bool | None = None
     error: str = ""
+    timed_out: float | None = None                         # the timeout (s) our call ran into
+    rss_peak: int = 0                                      # the server's peak RSS while it ran
+
+    @property
+    def floor_ms(self) -> float | None:
+        times = [t for t in (self.duckdb_ms, self.polars_ms) if t is not None]
+        return min(times) if times else None
+
+    @property
+    def ratio(self) -> float | None:
+        floor = self.floor_ms
+        return self.ours_ms / floor if self.ours_ms is not None and floor else None
+
+
+@dataclass
+class MetricResult:
+    name: str
+    title: str
+    logql: str
+    asked: str                                             # range and step, or the instant's time
+    target: str
+    peers: str
+    ours_ms: float | None = None
+    duckdb_ms: float | None = None
+    polars_ms: float | None = None
+    series: int = 0
+    points: int = 0
+    floor_series: int = 0
+    floor_points: int = 0
+    same_as_floor: bool | None = None
+    difference: str = ""                                   # how our answer differs from the floor's
+    met: bool | None = None
+    error: str = ""
+    timed_out: float | None = None                         # the timeout (s) our call ran into
+    rss_peak: int = 0                                      # the server's peak RSS while it ran
 
     @property
     def floor_ms(self) -> float | None:
@@ -107,6 +142,8 @@ class Results:
     index_bytes: int = 0
     wal_bytes: int = 0
     queries: list[QueryResult] = field(default_factory=list)
+    metrics: list[MetricResult] = field(default_factory=list)
+    query_timeout: float = 0.0
     load_before: float = 0.0                                 # 1-min load average at the start
     other_cpu_push: float = 0.0                              # cores other processes used meanwhile
     other_cpu_query: float = 0.0
@@ -131,6 +168,7 @@ class Results:
         d = asdict(self)
         d["lines_per_s"] = self.lines_per_s
         d["queries"] = [{**asdict(q), "floor_ms": q.floor_ms, "ratio": q.ratio} for q in self.queries]
+        d["metrics"] = [{**asdict(q), "floor_ms": q.floor_ms, "ratio": q.ratio} for q in self.metrics]
         return d
 
 
@@ -142,6 +180,14 @@ def _ms(value: float | None) -> str:
 
 def _mb(value: float) -> str:
     return f"{value / MB:,.1f} MB"
+
+
+def _ours(q: QueryResult | MetricResult) -> str:
+    if q.ours_ms is not None:
+        return f"**{_ms(q.ours_ms)}**"
+    if q.timed_out is not None:
+        return f"timed out (> {q.timed_out:g} s)"
+    return f"failed: {q.error}"
 
 
 def _yes(value: bool | None) -> str:
@@ -224,13 +270,52 @@ def markdown(r: Results) -> str:
     ]
     for q in r.queries:
         ratio_text = f"{q.ratio:.2f} ×" if q.ratio is not None else "–"
-        ours = f"**{_ms(q.ours_ms)}**" if q.ours_ms is not None else f"failed: {q.error}"
-        out.append(f"| {q.name} | {q.title}: {_code_in_table(q.logql)} | {ours} | {_ms(q.duckdb_ms)} | "
+        out.append(f"| {q.name} | {q.title}: {_code_in_table(q.logql)} | {_ours(q)} | {_ms(q.duckdb_ms)} | "
                    f"{_ms(q.polars_ms)} | {_ms(q.floor_ms)} | {ratio_text} | {q.target} | {_yes(q.met)} | "
                    f"{q.peers or '–'} | {q.lines:,} | {_yes(q.same_as_floor)} |")
+    if r.metrics:
+        out += _metric_table(r)
     if r.notes or r.push_failures:
         out += ["", "## Notes", "", *[f"- {n}" for n in r.notes], *[f"- push failure: {f}" for f in r.push_failures]]
     return "\n".join(out) + "\n"
+
+
+def _metric_table(r: Results) -> list[str]:
+    out = [
+        "",
+        "## Metric queries",
+        "",
+        "`/loki/api/v1/query_range` over the JSON set's 24 h (steps from 00:00 to 24:00 inclusive), or "
+        "`/loki/api/v1/query` at its end (instant), timed at the client as above; a call that takes longer "
+        f"than the query timeout ({r.query_timeout:g} s) is reported as timed out and not run again. Windows "
+        "are Loki's: the point at step t covers lines with t − range < ts ≤ t; here range = step, so each "
+        "line counts in exactly one window. Floor: the same series written by hand as one DuckDB query and as "
+        "one Polars lazy scan over the chunk files (2 threads each, stream ids resolved from the index files "
+        "beforehand): me counts lines per (JSON `level`, window) with `json_extract_string` / "
+        "`str.json_path_match`; mf counts lines containing `error` per (stream, window), sums them per pod, "
+        "divides by 300 s and keeps the 5 largest pods per step; mg takes `quantile_cont(latency_ms, 0.99)` "
+        "(Prometheus' quantile: linear between ranks) per (namespace, window); mh counts lines per (stream, "
+        "`detected_level` metadata) in the last hour. \"same answer\": the same series (label sets) with the "
+        "same points, values within 1e-9 relative; for topk, the same values at each step (ties may pick "
+        "different series). Server peak RSS: the server process's while that query's calls ran (and while it "
+        "finished a timed-out one).",
+        "",
+        "| | query | lokiarrow | DuckDB | Polars | floor | ours / floor | target | met | peers (5 M) | series "
+        "(points) | same answer | server peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for q in r.metrics:
+        ratio_text = f"{q.ratio:.2f} ×" if q.ratio is not None else "–"
+        series = f"{q.series:,} ({q.points:,})" if q.ours_ms is not None else f"floor: {q.floor_series:,} ({q.floor_points:,})"
+        out.append(f"| {q.name} | {q.title}: {_code_in_table(q.logql)} | {_ours(q)} | {_ms(q.duckdb_ms)} | "
+                   f"{_ms(q.polars_ms)} | {_ms(q.floor_ms)} | {ratio_text} | {q.target} | {_yes(q.met)} | "
+                   f"{q.peers or '–'} | {series} | {_yes(q.same_as_floor)} | {_mb(q.rss_peak)} |")
+    out += ["", "Asked as:", "", *[f"- {q.name}: {q.asked}" for q in r.metrics]]
+    problems = [q for q in r.metrics if q.difference or (q.error and (q.ours_ms is not None or q.timed_out))]
+    if problems:
+        out += ["", "Differences and errors:", "",
+                *[f"- {q.name}: {'; '.join(x for x in (q.difference, q.error) if x)}" for q in problems]]
+    return out
 
 
 def summary(r: Results) -> str:
@@ -245,9 +330,12 @@ def summary(r: Results) -> str:
     if max(r.other_cpu_push, r.other_cpu_query) > 0.2:
         lines.append(f"warning: other processes used {r.other_cpu_push:.2f} cores during push and "
                      f"{r.other_cpu_query:.2f} during queries: the figures are noisy")
-    for q in r.queries:
+    every: list[QueryResult | MetricResult] = [*r.queries, *r.metrics]
+    for q in every:
         ratio_text = f"{q.ratio:.2f}x floor" if q.ratio is not None else "no ratio"
-        lines.append(f"query {q.name} {_ms(q.ours_ms):>9}  duckdb {_ms(q.duckdb_ms):>9}  polars {_ms(q.polars_ms):>9}  "
+        ours = _ms(q.ours_ms) if q.timed_out is None else "timed out"
+        lines.append(f"query {q.name:<2} {ours:>9}  duckdb {_ms(q.duckdb_ms):>9}  polars {_ms(q.polars_ms):>9}  "
                      f"{ratio_text:>14}  target {q.target}: {'met' if q.met else 'NOT met'}"
-                     f"{'' if q.same_as_floor else '  (answer differs from floor!)'}{'  ' + q.error if q.error else ''}")
+                     f"{'  (answer differs from floor!)' if q.same_as_floor is False else ''}"
+                     f"{'  ' + q.error if q.error else ''}")
     return "\n".join(lines)

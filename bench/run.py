@@ -10,9 +10,14 @@
    so the queries over the JSON set select none of them).
 6. Each query of bench/queries.py over the HTTP API and its floors (DuckDB, Polars) over the same
    Parquet files, runs interleaved; medians after a warm-up; our answer is compared with the floor's.
+   Then the metric queries of bench/metrics.py the same way (matrix or vector answers, compared
+   series by series). A call that runs into the query timeout is reported as timed out and not
+   repeated; the run first waits (bounded) until the server has stopped working on it, since the
+   server finishes an abandoned request anyway and would slow down what is measured next.
 7. Stop the server (always), write BENCHMARKS.md and bench/out/results-<spec>.json, print a summary.
 
-Every network wait has a timeout, so a stuck server fails the run instead of hanging it.
+Every network wait has a timeout, so a stuck server fails the run (push, flush) or its query (reported as
+timed out) instead of hanging it.
 """
 
 from __future__ import annotations
@@ -36,6 +41,15 @@ import psutil
 import pyarrow as pa
 
 from bench import generate, legacy, push
+from bench.metrics import (
+    MetricQuery,
+    answer_series,
+    build_metric_queries,
+    compare,
+    floor_series,
+    metric_floor_duckdb,
+    metric_floor_polars,
+)
 from bench.queries import (
     NGINX_PATTERN,
     Query,
@@ -47,7 +61,7 @@ from bench.queries import (
     regexp_group,
     setup_duckdb,
 )
-from bench.report import QueryResult, Results, markdown, summary
+from bench.report import MetricResult, QueryResult, Results, markdown, summary
 from bench.server import Noise, Sampler, ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,15 +107,28 @@ class Http:
         self.conn.close()
 
 
+class CallTimedOut(Exception):
+    """Our HTTP call ran into the query timeout."""
+
+    def __init__(self, seconds: float, note: str) -> None:
+        super().__init__(f"no answer within {seconds:g} s; {note}")
+        self.seconds = seconds
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300]  # one line: a table cell
+
+
 def _interleaved_ms(contenders: dict[str, Callable[[], object]], runs: int,
-                    warmup: int) -> tuple[dict[str, float], dict[str, object], dict[str, str]]:
+                    warmup: int) -> tuple[dict[str, float], dict[str, object], dict[str, Exception]]:
     """Median ms of each contender, their runs interleaved so a noisy moment hits all alike.
 
-    Returns (median ms, last result, error) by name; a contender that raises is dropped.
+    Returns (median ms, last result, error) by name; a contender that raises is dropped (so a call
+    that timed out is not repeated).
     """
     times: dict[str, list[float]] = {name: [] for name in contenders}
     results: dict[str, object] = {}
-    errors: dict[str, str] = {}
+    errors: dict[str, Exception] = {}
     live = dict(contenders)
     for i in range(warmup + runs):
         for name, fn in list(live.items()):
@@ -109,13 +136,68 @@ def _interleaved_ms(contenders: dict[str, Callable[[], object]], runs: int,
             try:
                 results[name] = fn()
             except Exception as exc:  # report it, keep measuring the others
-                errors[name] = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]  # one line: a table cell
+                errors[name] = exc
                 del live[name]
                 continue
             if i >= warmup:
                 times[name].append((time.perf_counter() - began) * 1000)
     medians = {name: statistics.median(t) for name, t in times.items() if t and name in live}
     return medians, results, errors
+
+
+class Settle:
+    """After a timed-out call: wait until the server's CPU stays below `quiet` cores for `calm`
+    seconds (it finishes the abandoned request first), at most `limit` seconds."""
+
+    def __init__(self, pid: int, limit: float, quiet: float = 0.15, calm: float = 1.0, period: float = 0.25) -> None:
+        self.pid, self.limit, self.quiet, self.calm, self.period = pid, limit, quiet, calm, period
+
+    def __call__(self) -> str:
+        try:
+            return self._wait()
+        except psutil.Error as exc:
+            return f"the server process is gone ({type(exc).__name__})"
+
+    def _wait(self) -> str:
+        proc = psutil.Process(self.pid)
+        began = last_t = time.monotonic()
+        last_cpu = sum(proc.cpu_times()[:2])
+        calm_since: float | None = None
+        while True:
+            time.sleep(self.period)
+            now, cpu = time.monotonic(), sum(proc.cpu_times()[:2])
+            busy = (cpu - last_cpu) / max(now - last_t, 1e-9)
+            last_t, last_cpu = now, cpu
+            if busy < self.quiet:
+                calm_since = calm_since or now
+                if now - calm_since >= self.calm:
+                    return f"the server went on working on it for {calm_since - began:.0f} s"
+            else:
+                calm_since = None
+            if now - began >= self.limit:
+                return (f"the server was still busy ({busy:.1f} cores) {self.limit:g} s later: the figures "
+                        f"measured after this one are skewed")
+
+
+def _ours(client: Http, path: str, params: dict[str, object], settle: Callable[[], str]) -> Callable[[], bytes]:
+    """Our answer over HTTP as a contender: an error status raises; a timeout waits for the server
+    to settle, then raises CallTimedOut."""
+    def call() -> bytes:
+        try:
+            status, body = client.call("GET", path, params)
+        except TimeoutError:
+            raise CallTimedOut(client.timeout, settle()) from None
+        if status != 200:
+            raise RuntimeError(f"answered {status}: {body[:300].decode(errors='replace')}")
+        return body
+    return call
+
+
+def _errors_of(errors: dict[str, Exception]) -> tuple[str, float | None]:
+    """The errors as one table cell; and the timeout our call ran into, if it did."""
+    ours = errors.get("ours")
+    return "; ".join(f"{k}: {_one_line(v)}" for k, v in errors.items()), (
+        ours.seconds if isinstance(ours, CallTimedOut) else None)
 
 
 def _entries(answer: bytes) -> set[tuple[int, str]]:
@@ -255,26 +337,19 @@ def legacy_facts(con: duckdb.DuckDBPyConnection, files: StoreFiles, lg: legacy.L
 
 
 def run_query(client: Http, con: duckdb.DuckDBPyConnection, files: StoreFiles, q: Query,
-              runs: int, warmup: int) -> QueryResult:
+              runs: int, warmup: int, settle: Callable[[], str]) -> QueryResult:
     out = QueryResult(q.name, q.title, q.logql, str(q.target), q.peers)
-    params = {"query": q.logql, "start": q.start, "end": q.end, "limit": q.limit,
-              "direction": "backward" if q.backward else "forward"}
-
-    def ours() -> bytes:
-        status, body = client.call("GET", "/loki/api/v1/query_range", params)
-        if status != 200:
-            raise RuntimeError(f"answered {status}: {body[:300].decode(errors='replace')}")
-        return body
-
+    params: dict[str, object] = {"query": q.logql, "start": q.start, "end": q.end, "limit": q.limit,
+                                 "direction": "backward" if q.backward else "forward"}
     ids = files.stream_ids(q)
     client.reconnect()  # uvicorn drops keep-alive connections idle for 5 s
     medians, results, errors = _interleaved_ms({
-        "ours": ours,
+        "ours": _ours(client, "/loki/api/v1/query_range", params, settle),
         "duckdb": lambda: floor_duckdb(con, files, q, ids),
         "polars": lambda: floor_polars(files, q, ids),
     }, runs, warmup)
     out.ours_ms, out.duckdb_ms, out.polars_ms = (medians.get(k) for k in ("ours", "duckdb", "polars"))
-    out.error = "; ".join(f"{k}: {v}" for k, v in errors.items())
+    out.error, out.timed_out = _errors_of(errors)
     floors = [_table_entries(results[k]) for k in ("duckdb", "polars") if k in medians]  # type: ignore[arg-type]
     want = floors[0] if floors else set()
     out.floor_lines = len(want)
@@ -290,15 +365,53 @@ def run_query(client: Http, con: duckdb.DuckDBPyConnection, files: StoreFiles, q
     return out
 
 
-def select_queries(queries: list[Query], names: str) -> list[Query]:
-    """The queries named in `names` (comma-separated), all of them for "all", none for "none"."""
+def run_metric_query(client: Http, con: duckdb.DuckDBPyConnection, files: StoreFiles, q: MetricQuery,
+                     runs: int, warmup: int, settle: Callable[[], str]) -> MetricResult:
+    out = MetricResult(q.name, q.title, q.logql, q.describe(), str(q.target), q.peers)
+    ids = files.select(q.streams)
+    client.reconnect()  # uvicorn drops keep-alive connections idle for 5 s
+    medians, results, errors = _interleaved_ms({
+        "ours": _ours(client, q.path, q.params(), settle),
+        "duckdb": lambda: metric_floor_duckdb(con, files, q, ids),
+        "polars": lambda: metric_floor_polars(files, q, ids),
+    }, runs, warmup)
+    out.ours_ms, out.duckdb_ms, out.polars_ms = (medians.get(k) for k in ("ours", "duckdb", "polars"))
+    out.error, out.timed_out = _errors_of(errors)
+    floors = [floor_series(results[k], q, files) for k in ("duckdb", "polars") if k in medians]  # type: ignore[arg-type]
+    want = floors[0] if floors else {}
+    out.floor_series, out.floor_points = len(want), sum(len(p) for p in want.values())
+    if len(floors) == 2 and (why := compare(floors[1], floors[0], topk=q.topk is not None)):
+        out.error += f" (the DuckDB and Polars floors disagree: {why})"
+    if "ours" in medians:
+        try:
+            got, problems = answer_series(results["ours"], q)  # type: ignore[arg-type]
+        except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+            out.difference = f"unreadable answer: {_one_line(exc)}"
+            out.same_as_floor, out.met = False, False
+            return out
+        out.series, out.points = len(got), sum(len(p) for p in got.values())
+        if floors:
+            why = compare(got, want, topk=q.topk is not None)
+            out.difference = "; ".join([*problems, *([why] if why else [])])
+            out.same_as_floor = not out.difference
+        out.met = q.target.met(medians["ours"], out.floor_ms)
+    else:
+        out.met = False
+    return out
+
+
+def select_queries(queries: list[Query], metrics: list[MetricQuery], names: str
+                   ) -> tuple[list[Query], list[MetricQuery]]:
+    """The log and metric queries named in `names` (comma-separated), all of them for "all", none
+    for "none"."""
     if names == "all":
-        return queries
-    wanted = {n for n in names.split(",") if n and n != "none"}
-    unknown = wanted - {q.name for q in queries}
+        return queries, metrics
+    wanted = {n.strip() for n in names.split(",") if n.strip() and n.strip() != "none"}
+    known = [q.name for q in queries] + [q.name for q in metrics]
+    unknown = wanted - set(known)
     if unknown:
-        raise ValueError(f"unknown queries {sorted(unknown)}; known: {[q.name for q in queries]}")
-    return [q for q in queries if q.name in wanted]
+        raise ValueError(f"unknown queries {sorted(unknown)}; known: {known}")
+    return [q for q in queries if q.name in wanted], [q for q in metrics if q.name in wanted]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -316,24 +429,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-cache", action="store_true", help="re-encode the push bodies")
     parser.add_argument("--push-timeout", type=float, default=None, help="seconds (default: scales with --lines)")
     parser.add_argument("--queries", default="all",
-                        help="comma-separated query names to run (see bench/queries.py), 'all' or 'none'")
-    parser.add_argument("--query-timeout", type=float, default=300.0, help="seconds per HTTP call")
+                        help="comma-separated query names to run (log queries a-g of bench/queries.py, "
+                             "metric queries me-mh of bench/metrics.py), 'all' or 'none'")
+    parser.add_argument("--query-timeout", type=float, default=300.0,
+                        help="seconds per HTTP call; a query that takes longer is reported as timed out")
+    parser.add_argument("--settle-timeout", type=float, default=600.0,
+                        help="after a timed-out query, seconds to wait at most for the server to finish it")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, _terminate)
 
     command = " ".join(["./run.sh bench", *(sys.argv[1:] if argv is None else argv)])
     res = Results(command, args.lines, args.seed, args.clients, args.batch, args.runs, args.warmup,
-                  load_before=os.getloadavg()[0])
+                  load_before=os.getloadavg()[0], query_timeout=args.query_timeout)
     spec = generate.Spec(args.lines, args.seed, args.clients, args.batch)
     print(f"data: {args.lines:,} lines, seed {args.seed}, {args.clients} clients, batches of {args.batch:,}")
     ds = generate.build(spec)
     lg = legacy.build(generate.Spec(legacy.lines_for(args.lines), args.seed, args.clients, args.batch))
     try:
-        queries = select_queries(build_queries(ds, lg), args.queries)
+        queries, metrics = select_queries(build_queries(ds, lg), build_metric_queries(ds), args.queries)
     except ValueError as exc:
         parser.error(str(exc))
     bodies = push.bodies(ds, use_cache=not args.no_cache)
-    legacy_bodies = push.bodies(lg, use_cache=not args.no_cache) if queries else []
+    legacy_bodies = push.bodies(lg, use_cache=not args.no_cache) if queries or metrics else []
     push_timeout = args.push_timeout or max(300.0, args.lines / 2_000)
 
     work = Path(tempfile.mkdtemp(prefix="lokiarrow-bench-", dir=args.workdir))
@@ -358,12 +475,20 @@ def main(argv: list[str] | None = None) -> int:
             sampler.mark("query")
             noise = Noise(srv.pid)
             client = Http(srv.url, args.query_timeout)
+            settle = Settle(srv.pid, args.settle_timeout)
             for q in queries:
                 print(f"query {q.name}: {q.logql}", flush=True)
-                res.queries.append(run_query(client, con, files, q, args.runs, args.warmup))
+                sampler.mark(f"query {q.name}")
+                res.queries.append(run_query(client, con, files, q, args.runs, args.warmup, settle))
+                res.queries[-1].rss_peak = sampler.peaks.get(f"query {q.name}", 0)
+            for m in metrics:
+                print(f"query {m.name}: {m.logql} ({m.describe()})", flush=True)
+                sampler.mark(f"query {m.name}")
+                res.metrics.append(run_metric_query(client, con, files, m, args.runs, args.warmup, settle))
+                res.metrics[-1].rss_peak = sampler.peaks.get(f"query {m.name}", 0)
             client.close()
             res.other_cpu_query = noise.cores()
-            res.rss_peak_query = sampler.peaks.get("query", 0)
+            res.rss_peak_query = max((v for k, v in sampler.peaks.items() if k.startswith("query")), default=0)
             res.notes.append(f"peak server RSS while querying: {res.rss_peak_query / 1e6:,.0f} MB")
     finally:
         con.close()

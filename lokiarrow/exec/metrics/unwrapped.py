@@ -10,8 +10,9 @@ Taken only where that is exactly what the pipeline would give:
   field columns), and is one that needs every value at once (quantile) or adds up (sum, avg,
   min, max, stdvar, stddev);
 - every line in range is in a chunk file with the columns, marked as parsed by that parser, and
-  its value is absent or a plain decimal (which converts as strconv.ParseFloat does), with no
-  structured metadata named x.
+  its value is absent or a plain decimal (which converts as strconv.ParseFloat does), or a JSON
+  number the column could not hold as written (then read from the line), with no structured
+  metadata named x.
 Otherwise None: the caller evaluates the expression as usual (a mix of both cannot be combined
 for a quantile).
 """
@@ -34,7 +35,7 @@ from lokiarrow.exec.metrics.ranges import CEIL_DIV, numbered_to_named
 from lokiarrow.exec.metrics.series import POINTS_SCHEMA, Labels, Matrix, labels_of
 from lokiarrow.exec.sources import has_columns, sources
 from lokiarrow.logql import ast
-from lokiarrow.store.fields import INEXACT_COLUMN, PARSED_COLUMN, field_column, is_field_name
+from lokiarrow.store.fields import INEXACT_COLUMN, PARSED_COLUMN, PARSED_JSON, field_column, is_field_name
 from lokiarrow.store.tenant import Snapshot
 
 _AGGREGATES = {
@@ -81,20 +82,27 @@ def unwrapped_by_fields(node: ast.RangeAggregation, snapshot: Snapshot, steps: n
     filter_names = [f"f{i}" for i in range(len(where_params))]
     params: dict[str, object] = {"files": files, "lo": lo, "hi": hi, "ids": ids, "kind": parsed,
                                  "unwrapped": unwrap.label, "plain": PLAIN_DECIMAL,
-                                 "needed": [unwrap.label, *from_fields]}
+                                 "needed": list(from_fields), "path": f'$."{unwrap.label}"'}
     params.update(zip(filter_names, where_params, strict=True))
-    value = f'"{field_column(unwrap.label)}"'
+    column = f'"{field_column(unwrap.label)}"'
+    # a JSON number the column could not hold as written (`8.090`) still has the value DuckDB reads
+    unknown = f"coalesce(list_contains({INEXACT_COLUMN}, $unwrapped), FALSE)"
+    number = f"{PARSED_COLUMN} = {PARSED_JSON} AND json_type(line, $path) IN ('BIGINT', 'UBIGINT', 'DOUBLE')"
+    value = f"(CASE WHEN {unknown} THEN json_extract(line, $path)::DOUBLE ELSE TRY_CAST({column} AS DOUBLE) END)"
+    present = f"(CASE WHEN {unknown} THEN TRUE ELSE {column} IS NOT NULL AND {column} <> '' END)"
     scan = numbered_to_named(f"FROM read_parquet($files) WHERE stream_id = ANY($ids) AND ts >= $lo AND ts < $hi "
                              f"AND {where}", filter_names)
     settled = (f"{SETTLED} AND NOT coalesce(list_contains(map_keys(metadata), $unwrapped), FALSE) "
-               f"AND ({value} IS NULL OR {value} = '' OR regexp_full_match({value}, $plain))")
+               f"AND (CASE WHEN {unknown} THEN {number} "
+               f"ELSE {column} IS NULL OR {column} = '' OR regexp_full_match({column}, $plain) END)")
     cur = cursor()
     [(unsettled,)] = cur.sql(f"SELECT count(*) {scan} AND NOT ({settled})", params=params).fetchall()
     if unsettled:
         return None
     stats.chunks += len(files)
     stats.lines += sum(s.rows for s in found)
-    return _aggregate(node, scan, settled, value, params, steps, step_ns, snapshot, ids, from_streams, from_fields)
+    return _aggregate(node, scan, f"{settled} AND {present}", value, params, steps, step_ns, snapshot, ids,
+                      from_streams, from_fields)
 
 
 def _aggregate(node: ast.RangeAggregation, scan: str, settled: str, value: str, params: dict[str, object],
@@ -116,10 +124,10 @@ def _aggregate(node: ast.RangeAggregation, scan: str, settled: str, value: str, 
     x = "(ts + $offset - $start)"
     sql = f"""
         WITH spans AS (
-            SELECT stream_id, {field_key} AS fk, CAST({value} AS DOUBLE) AS v,
+            SELECT stream_id, {field_key} AS fk, {value} AS v,
                    greatest({CEIL_DIV.format(x=x)}, 0) AS k0,
                    least({CEIL_DIV.format(x=f"({x} + $range)")} - 1, $last) AS k1
-            {scan} AND {settled} AND {value} IS NOT NULL AND {value} <> '' AND ts + $offset <= $end
+            {scan} AND {settled} AND ts + $offset <= $end
         )
         SELECT sk, fk, step, {agg} AS v
         FROM (SELECT stream_id, fk, v, unnest(range(k0, k1 + 1)) AS step FROM spans WHERE k0 <= k1)

@@ -83,12 +83,18 @@ def test_the_columns_are_used_and_failures_still_fail(tmp_path: Path) -> None:
         _matrix(q, 'sum by (level) (count_over_time({app=~".+"} | json [1m]))')
 
 
+def _latency(i: int) -> str:
+    """Mostly plain decimals; every fifth written `37.50` (the column cannot hold it as written)."""
+    value = (i * 37) % 500 + 0.25
+    return f"{value + 0.25:.2f}" if i % 5 == 0 else str(value)
+
+
 def _clean_store(path: Path, fields: int) -> Querier:
     """JSON lines with a float field, all plain: the unwrapped values can come from the columns."""
     store = Store(str(path), Ingester(field_columns=fields))
     tenant = store.tenant("t")
     rows = [({"app": "ab"[i % 2], "pod": f"p{i % 3}"}, T0 + i * S,
-             f'{{"level":"{LEVELS[i % 3]}","latency_ms":{(i * 37) % 500 + 0.25},"msg":"m"}}') for i in range(600)]
+             f'{{"level":"{LEVELS[i % 3]}","latency_ms":{_latency(i)},"msg":"m"}}') for i in range(600)]
     tenant.push(entries(rows))
     tenant.flush()
     return Querier(store, Limits())
