@@ -102,8 +102,13 @@ def sum_by_fields(node: ast.VectorAggregation, snapshot: Snapshot, steps: np.nda
         scan = numbered_to_named(f"FROM read_parquet($files) WHERE stream_id = ANY($ids) AND ts >= $lo AND ts < $hi "
                                  f"AND {where}", filter_names)
         parts.append(_exact_rows(inner, scan, named, parsed, steps, step_ns, snapshot, from_streams, from_fields))
-        leftovers.append(cursor().sql(f"SELECT stream_id, ts, line, metadata {scan} AND NOT ({SETTLED})",
-                                      params=named).to_arrow_table())
+        # counted first without reading lines (line filters left out: at worst a needless fetch)
+        counted = "FROM read_parquet($files) WHERE stream_id = ANY($ids) AND ts >= $lo AND ts < $hi"
+        [(unsettled,)] = cursor().sql(f"SELECT count(*) {counted} AND NOT ({SETTLED})",
+                                      params={k: v for k, v in named.items() if k not in filter_names}).fetchall()
+        if unsettled:
+            leftovers.append(cursor().sql(f"SELECT stream_id, ts, line, metadata {scan} AND NOT ({SETTLED})",
+                                          params=named).to_arrow_table())
     for table in heads:
         mask = line_filters_mask(table.column("line"), filters)
         leftovers.append((table if mask is None else table.filter(mask)).select(["stream_id", "ts", "line", "metadata"]))
