@@ -47,8 +47,26 @@ def _version(name: str) -> str:
         return str(getattr(module, "__version__", "?"))
 
 
+class VersusFloor:
+    """Our time beside the faster of the two floors (both results, log and metric, have these)."""
+
+    ours_ms: float | None
+    duckdb_ms: float | None
+    polars_ms: float | None
+
+    @property
+    def floor_ms(self) -> float | None:
+        times = [t for t in (self.duckdb_ms, self.polars_ms) if t is not None]
+        return min(times) if times else None
+
+    @property
+    def ratio(self) -> float | None:
+        floor = self.floor_ms
+        return self.ours_ms / floor if self.ours_ms is not None and floor else None
+
+
 @dataclass
-class QueryResult:
+class QueryResult(VersusFloor):
     name: str
     title: str
     logql: str
@@ -65,19 +83,9 @@ class QueryResult:
     timed_out: float | None = None                         # the timeout (s) our call ran into
     rss_peak: int = 0                                      # the server's peak RSS while it ran
 
-    @property
-    def floor_ms(self) -> float | None:
-        times = [t for t in (self.duckdb_ms, self.polars_ms) if t is not None]
-        return min(times) if times else None
-
-    @property
-    def ratio(self) -> float | None:
-        floor = self.floor_ms
-        return self.ours_ms / floor if self.ours_ms is not None and floor else None
-
 
 @dataclass
-class MetricResult:
+class MetricResult(VersusFloor):
     name: str
     title: str
     logql: str
@@ -97,16 +105,6 @@ class MetricResult:
     error: str = ""
     timed_out: float | None = None                         # the timeout (s) our call ran into
     rss_peak: int = 0                                      # the server's peak RSS while it ran
-
-    @property
-    def floor_ms(self) -> float | None:
-        times = [t for t in (self.duckdb_ms, self.polars_ms) if t is not None]
-        return min(times) if times else None
-
-    @property
-    def ratio(self) -> float | None:
-        floor = self.floor_ms
-        return self.ours_ms / floor if self.ours_ms is not None and floor else None
 
 
 @dataclass

@@ -52,7 +52,7 @@ def evaluate(f: ast.LabelFilter, state: FilterState, active: np.ndarray) -> np.n
     if isinstance(f, ast.LabelMatch):
         return active & _string_match(f, state)
     if isinstance(f, ast.NumberFilter):
-        return active & _converted(f.name, f.op, f.value, _go_float, state, active)
+        return active & _converted(f.name, f.op, f.value, go_float, state, active)
     if isinstance(f, ast.DurationFilter):
         return active & _converted(f.name, f.op, f.value_ns, go_duration_ns, state, active)
     if isinstance(f, ast.BytesFilter):
@@ -126,7 +126,7 @@ def _ip_match(f: ast.IpFilter, state: FilterState) -> np.ndarray:
     return keep | state.error.is_valid().to_numpy(zero_copy_only=False)
 
 
-def _go_float(text: str) -> float:
+def go_float(text: str) -> float:
     """strconv.ParseFloat's grammar: no surrounding space, no Python-only spellings."""
     if text != text.strip() or "_" in text:
         raise ValueError(f'strconv.ParseFloat: parsing "{text}": invalid syntax')

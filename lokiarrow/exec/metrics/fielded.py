@@ -28,19 +28,27 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lokiarrow.compile.filters import line_filters_mask, line_filters_sql
+from lokiarrow.compile.filters import line_filters_mask
 from lokiarrow.exec import pipeline
 from lokiarrow.exec.duck import cursor
 from lokiarrow.exec.logs import ScanStats
 from lokiarrow.exec.metrics.ranges import (
-    CEIL_DIV,
     IN_SQL,
     error_series,
     fail_on_errors,
-    numbered_to_named,
     windows,
 )
 from lokiarrow.exec.metrics.series import POINTS_SCHEMA, Labels, Matrix, labels_of
+from lokiarrow.exec.metrics.windows_sql import (
+    IN_WINDOWS,
+    SPANS,
+    STEPS,
+    chunk_scan,
+    covered,
+    field_key,
+    grouping_sources,
+    window_params,
+)
 from lokiarrow.exec.sources import has_columns, sources
 from lokiarrow.logql import ast
 from lokiarrow.store.fields import (
@@ -49,7 +57,6 @@ from lokiarrow.store.fields import (
     PARSED_JSON,
     PARSED_LOGFMT,
     field_column,
-    is_field_name,
 )
 from lokiarrow.store.tenant import Snapshot
 
@@ -76,13 +83,11 @@ def sum_by_fields(node: ast.VectorAggregation, snapshot: Snapshot, steps: np.nda
     ids = sorted(snapshot.index.streams.match(rng.selector.matchers))
     if not ids:
         return None
-    stream_labels = [snapshot.index.streams.labels[i] for i in ids]
-    from_streams = [g for g in wanted if all(g in s for s in stream_labels)]
-    from_fields = [g for g in wanted if g not in from_streams]
-    if any(not is_field_name(g) or any(g in s for s in stream_labels) for g in from_fields):
+    split = grouping_sources(wanted, [snapshot.index.streams.labels[i] for i in ids])
+    if split is None:
         return None
-    lo = int(steps[0]) - rng.offset_ns - rng.range_ns + 1
-    hi = int(steps[-1]) - rng.offset_ns + 1
+    from_streams, from_fields = split
+    lo, hi = covered(rng, steps)
     found = sources(snapshot, ids, lo, hi)
     columns = (PARSED_COLUMN, INEXACT_COLUMN, *(field_column(g) for g in from_fields))
     if not found or any(s.path is not None and not has_columns(s.path, columns) for s in found):
@@ -94,18 +99,13 @@ def sum_by_fields(node: ast.VectorAggregation, snapshot: Snapshot, steps: np.nda
     parts = []
     leftovers: list[pa.Table] = []
     if files:
-        where, where_params = line_filters_sql(filters)
-        named: dict[str, object] = {"files": files, "lo": lo, "hi": hi, "ids": ids, "kind": parsed,
-                                    "needed": list(from_fields)}
-        filter_names = [f"f{i}" for i in range(len(where_params))]
-        named.update(zip(filter_names, where_params, strict=True))
-        scan = numbered_to_named(f"FROM read_parquet($files) WHERE stream_id = ANY($ids) AND ts >= $lo AND ts < $hi "
-                                 f"AND {where}", filter_names)
-        parts.append(_exact_rows(inner, scan, named, parsed, steps, step_ns, snapshot, from_streams, from_fields))
+        scan, named = chunk_scan(files, ids, lo, hi, filters)
+        named.update(kind=parsed, needed=list(from_fields))
+        parts.append(_exact_rows(inner, scan, named, steps, step_ns, snapshot, from_streams, from_fields))
         # counted first without reading lines (line filters left out: at worst a needless fetch)
-        counted = "FROM read_parquet($files) WHERE stream_id = ANY($ids) AND ts >= $lo AND ts < $hi"
+        counted, count_params = chunk_scan(files, ids, lo, hi, ())
         [(unsettled,)] = cursor().sql(f"SELECT count(*) {counted} AND NOT ({SETTLED})",
-                                      params={k: v for k, v in named.items() if k not in filter_names}).fetchall()
+                                      params={**count_params, "kind": parsed, "needed": list(from_fields)}).fetchall()
         if unsettled:
             leftovers.append(cursor().sql(f"SELECT stream_id, ts, line, metadata {scan} AND NOT ({SETTLED})",
                                           params=named).to_arrow_table())
@@ -119,33 +119,23 @@ def sum_by_fields(node: ast.VectorAggregation, snapshot: Snapshot, steps: np.nda
     return _summed(parts, steps)
 
 
-def _exact_rows(inner: ast.RangeAggregation, scan: str, named: dict[str, object], parsed: int, steps: np.ndarray,
+def _exact_rows(inner: ast.RangeAggregation, scan: str, named: dict[str, object], steps: np.ndarray,
                 step_ns: int, snapshot: Snapshot, from_streams: list[str], from_fields: list[str]
                 ) -> tuple[list[Labels], pl.DataFrame]:
     """Lines marked as parsed: counted in SQL per (grouping values, step)."""
     rng = inner.range
-    params = dict(named)
-    values = []
-    for i, g in enumerate(from_fields):
-        params[f"g{i}"] = g
-        # metadata of that name shadows the parsed value; "" is no label
-        values.append(f"nullif(coalesce(map_extract(metadata, $g{i})[1], \"{field_column(g)}\"), '')")
-    key = f"to_json(list_value({', '.join(values)}))" if values else "'[]'"
-    x = "(ts + $offset - $start)"
+    params = {**named, **window_params(rng, steps, step_ns)}
+    key = field_key(from_fields, params)
     agg = IN_SQL[inner.op].replace("?", "$seconds")
-    params.update(offset=rng.offset_ns, start=int(steps[0]), step=max(step_ns, 1), range=rng.range_ns,
-                  last=len(steps) - 1, end=int(steps[-1]))
     if "$seconds" in agg:
         params["seconds"] = rng.range_ns / 1e9
     sql = f"""
         WITH spans AS (
-            SELECT stream_id, {key} AS gk, strlen(line) AS v,
-                   greatest({CEIL_DIV.format(x=x)}, 0) AS k0,
-                   least({CEIL_DIV.format(x=f"({x} + $range)")} - 1, $last) AS k1
-            {scan} AND {SETTLED} AND ts + $offset <= $end
+            SELECT stream_id, {key} AS gk, strlen(line) AS v, {SPANS}
+            {scan} AND {SETTLED} AND {IN_WINDOWS}
         )
         SELECT {"stream_id" if from_streams else "0 AS stream_id"}, gk, step, {agg} AS v
-        FROM (SELECT stream_id, gk, v, unnest(range(k0, k1 + 1)) AS step FROM spans WHERE k0 <= k1)
+        FROM (SELECT stream_id, gk, v, {STEPS} FROM spans WHERE k0 <= k1)
         GROUP BY ALL
     """
     frame = pl.from_arrow(cursor().sql(sql, params=params).to_arrow_table())

@@ -28,9 +28,17 @@ from lokiarrow.compile.prefilter import prefilters
 from lokiarrow.errors import BadRequest
 from lokiarrow.exec import pipeline
 from lokiarrow.exec.duck import cursor
-from lokiarrow.exec.label_filters import FilterState, evaluate
+from lokiarrow.exec.label_filters import FilterState, evaluate, go_float
 from lokiarrow.exec.logs import LogQuery, ScanStats, select_batches
 from lokiarrow.exec.metrics.series import POINTS_SCHEMA, Labels, Matrix, labels_of
+from lokiarrow.exec.metrics.windows_sql import (
+    IN_WINDOWS,
+    SPANS,
+    STEPS,
+    covered,
+    numbered_to_named,
+    window_params,
+)
 from lokiarrow.exec.sources import sources
 from lokiarrow.logql import ast
 from lokiarrow.model import go_quote
@@ -41,9 +49,9 @@ SAMPLE_EXTRACTION_ERROR = "SampleExtractionErr"
 BATCH_ROWS = 200_000   # lines through the pipeline at a time: memory stays bounded
 _AGGREGATES = {
     "count_over_time": "count(*)::DOUBLE",
-    "rate": "count(*) / ?",
+    "rate": "count(*) / $seconds",
     "bytes_over_time": "sum(v)",
-    "bytes_rate": "sum(v) / ?",
+    "bytes_rate": "sum(v) / $seconds",
     "sum_over_time": "sum(v)",
     "avg_over_time": "avg(v)",
     "min_over_time": "min(v)",
@@ -74,7 +82,6 @@ def range_aggregation(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.
 
 IN_SQL = {"count_over_time": "count(*)::DOUBLE", "rate": "count(*) / ?",
            "bytes_over_time": "sum(v)::DOUBLE", "bytes_rate": "sum(v) / ?"}
-CEIL_DIV = "(CASE WHEN {x} >= 0 THEN ({x} + $step - 1) // $step ELSE -((-({x})) // $step) END)"
 
 
 def _in_sql(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, step_ns: int,
@@ -84,8 +91,7 @@ def _in_sql(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, s
     rng = node.range
     expr = rng.selector
     ids = sorted(snapshot.index.streams.match(expr.matchers))
-    lo = int(steps[0]) - rng.offset_ns - rng.range_ns + 1
-    hi = int(steps[-1]) - rng.offset_ns + 1
+    lo, hi = covered(rng, steps)
     found = sources(snapshot, ids, lo, hi) if ids else []
     if not found:
         return Matrix.empty(steps)
@@ -105,22 +111,18 @@ def _in_sql(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, s
             cur.register(name, s.table)
             registered.append(name)
             parts.append(f"SELECT stream_id, ts, metadata, strlen(line) AS v FROM {name} WHERE {where}")
-    x = "(ts + $offset - $start)"
     agg = IN_SQL[node.op].replace("?", "$seconds")
     sql = f"""
         WITH spans AS (
-            SELECT stream_id, to_json(metadata) AS mk, v,
-                   greatest({CEIL_DIV.format(x=x)}, 0) AS k0,
-                   least({CEIL_DIV.format(x=f"({x} + $range)")} - 1, $last) AS k1
+            SELECT stream_id, to_json(metadata) AS mk, v, {SPANS}
             FROM ({" UNION ALL ".join(parts)})
-            WHERE ts + $offset <= $end
+            WHERE {IN_WINDOWS}
         )
         SELECT stream_id, mk, step, {agg} AS v
-        FROM (SELECT stream_id, mk, v, unnest(range(k0, k1 + 1)) AS step FROM spans WHERE k0 <= k1)
+        FROM (SELECT stream_id, mk, v, {STEPS} FROM spans WHERE k0 <= k1)
         GROUP BY stream_id, mk, step
     """
-    named: dict[str, object] = {"offset": rng.offset_ns, "start": int(steps[0]), "step": max(step_ns, 1),
-                                "range": rng.range_ns, "last": len(steps) - 1, "end": int(steps[-1])}
+    named = window_params(rng, steps, step_ns)
     if files:
         named.update(files=files, lo=lo, hi=hi)
         if not every_stream:
@@ -139,18 +141,6 @@ def _in_sql(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, s
     stats.chunks += len(files)
     stats.lines += sum(s.rows for s in found)
     return _labelled(table, snapshot, steps)
-
-
-def numbered_to_named(sql: str, names: list[str]) -> str:
-    """The line filters' `?` placeholders as `$f0`, `$f1`, … (the same in every part)."""
-    pieces = sql.split("?")
-    if len(pieces) == 1:
-        return sql
-    per_part = len(names)
-    out = [pieces[0]]
-    for i, piece in enumerate(pieces[1:]):
-        out.append(f"${names[i % per_part]}{piece}")
-    return "".join(out)
 
 
 def _labelled(table: pa.Table, snapshot: Snapshot, steps: np.ndarray) -> Matrix:
@@ -253,11 +243,6 @@ def _unwrap(unwrap: ast.Unwrap, rows: pipeline.Rows) -> tuple[pipeline.Rows, pa.
     return rows, value_array
 
 
-def _go_float(text: str) -> float:
-    from lokiarrow.exec.label_filters import _go_float as parse
-    return parse(text)
-
-
 def _seconds(text: str) -> float:
     return go_duration_ns(text) / 1e9
 
@@ -267,7 +252,7 @@ def _bytes(text: str) -> float:
 
 
 _CONVERSIONS: dict[str, Callable[[str], float]] = {
-    "": _go_float, "duration": _seconds, "duration_seconds": _seconds, "bytes": _bytes,
+    "": go_float, "duration": _seconds, "duration_seconds": _seconds, "bytes": _bytes,
 }
 
 
@@ -308,37 +293,33 @@ def _grouped(samples: pl.DataFrame, labels: list[Labels], grouping: ast.Grouping
 
 # --- windows -------------------------------------------------------------------------------------
 
-def _step_span(samples: pl.DataFrame, rng: ast.LogRange, steps: np.ndarray, step_ns: int) -> pl.DataFrame:
-    """Each sample with the first and last step index whose window holds it."""
-    start, n = int(steps[0]), len(steps)
-    step = max(step_ns, 1)
-    shifted = pl.col("ts") + rng.offset_ns - start
-    first = (-((-shifted) // step)).clip(0, n - 1)                       # ceil
-    last = (-((-(shifted + rng.range_ns)) // step) - 1).clip(-1, n - 1)
-    return samples.with_columns(first.alias("k0"), last.alias("k1")).filter(
-        (pl.col("k0") <= pl.col("k1")) & (pl.col("ts") + rng.offset_ns <= int(steps[-1])))
+def _exploded(name: str) -> str:
+    """Each sample of the registered table `name` once per step whose window holds it."""
+    return (f"SELECT gid, {STEPS}, ts, v, seq FROM (SELECT *, {SPANS} FROM {name} WHERE {IN_WINDOWS}) "
+            f"WHERE k0 <= k1")
 
 
 def windows(node: ast.RangeAggregation, samples: pl.DataFrame, steps: np.ndarray, step_ns: int) -> pl.DataFrame:
     if samples.height == 0:
         return pl.DataFrame(schema=POINTS_SCHEMA)
-    spans = _step_span(samples, node.range, steps, step_ns).to_arrow()
-    seconds = node.range.range_ns / 1e9
+    arrow = samples.to_arrow()
+    params = window_params(node.range, steps, step_ns)
     cur = cursor()
-    name = "samples_" + str(id(spans))
-    cur.register(name, spans)
+    name = "samples_" + str(id(arrow))
+    cur.register(name, arrow)
     try:
-        exploded = f"SELECT gid, unnest(range(k0, k1 + 1)) AS step, ts, v, seq FROM {name}"
+        exploded = _exploded(name)
         if node.op in _AGGREGATES:
             # with unwrap, rate is the per-second sum of the values (Loki's rateLogs)
-            agg = "sum(v) / ?" if node.op == "rate" and node.range.unwrap else _AGGREGATES[node.op]
-            params: list[object] = [seconds] if "?" in agg else []
+            agg = "sum(v) / $seconds" if node.op == "rate" and node.range.unwrap else _AGGREGATES[node.op]
+            if "$seconds" in agg:
+                params["seconds"] = node.range.range_ns / 1e9
             sql = f"SELECT gid AS sid, step, {agg} AS v FROM ({exploded}) GROUP BY gid, step"
             table = cur.sql(sql, params=params).to_arrow_table()
         elif node.op == "quantile_over_time":
-            table = _quantiles(cur, exploded, node.param)
+            table = _quantiles(cur, exploded, params, node.param)
         elif node.op == "rate_counter":
-            table = _counter_rates(cur, exploded, node.range, steps)
+            table = _counter_rates(cur, exploded, params, node.range, steps)
         else:
             raise BadRequest(f"unknown range aggregation {node.op}")
     finally:
@@ -348,11 +329,11 @@ def windows(node: ast.RangeAggregation, samples: pl.DataFrame, steps: np.ndarray
     return frame.cast(POINTS_SCHEMA)  # type: ignore[arg-type]
 
 
-def _quantiles(cur: object, exploded: str, phi: float | None) -> pa.Table:
+def _quantiles(cur: object, exploded: str, params: dict[str, object], phi: float | None) -> pa.Table:
     """Prometheus' quantile: linear between the two nearest ranks; φ outside [0, 1] gives ∓Inf."""
     phi = 0.0 if phi is None else phi
     sql = f"SELECT gid AS sid, step, list(v ORDER BY v) AS vs FROM ({exploded}) GROUP BY gid, step"
-    table = cur.sql(sql).to_arrow_table()  # type: ignore[attr-defined]
+    table = cur.sql(sql, params=params).to_arrow_table()  # type: ignore[attr-defined]
     values = [_quantile(phi, vs) for vs in table.column("vs").to_pylist()]
     return pa.table({"sid": table.column("sid"), "step": table.column("step"), "v": pa.array(values, pa.float64())})
 
@@ -372,11 +353,12 @@ def _quantile(phi: float, ordered: list[float]) -> float:
     return ordered[lower] * (1 - weight) + ordered[upper] * weight
 
 
-def _counter_rates(cur: object, exploded: str, rng: ast.LogRange, steps: np.ndarray) -> pa.Table:
+def _counter_rates(cur: object, exploded: str, params: dict[str, object], rng: ast.LogRange,
+                   steps: np.ndarray) -> pa.Table:
     """`rate_counter`: Loki's extrapolated counter rate over each window."""
     sql = (f"SELECT gid AS sid, step, list(ts ORDER BY seq) AS ts, list(v ORDER BY seq) AS vs "
            f"FROM ({exploded}) GROUP BY gid, step")
-    table = cur.sql(sql).to_arrow_table()  # type: ignore[attr-defined]
+    table = cur.sql(sql, params=params).to_arrow_table()  # type: ignore[attr-defined]
     out = [_counter_rate(stamps, values, int(steps[k]) - rng.offset_ns, rng.range_ns)
            for k, stamps, values in zip(table.column("step").to_pylist(), table.column("ts").to_pylist(),
                                         table.column("vs").to_pylist(), strict=True)]
@@ -422,12 +404,19 @@ def _counter_rate(stamps: list[int], values: list[float], end: int, range_ns: in
 
 def _absent(rng: ast.LogRange, samples: pl.DataFrame, steps: np.ndarray, step_ns: int) -> Matrix:
     """1 at every step whose window holds no line at all, labelled by the selector's `=` matchers."""
-    covered = np.zeros(len(steps), dtype=bool)
+    held = np.zeros(len(steps), dtype=bool)
     if samples.height:
-        spans = _step_span(samples, rng, steps, step_ns)
-        for k0, k1 in spans.select("k0", "k1").unique().iter_rows():
-            covered[k0:k1 + 1] = True
-    missing = np.flatnonzero(~covered)
+        arrow = samples.to_arrow()
+        cur = cursor()
+        name = "samples_" + str(id(arrow))
+        cur.register(name, arrow)
+        try:
+            found = cur.sql(f"SELECT DISTINCT step FROM ({_exploded(name)})",
+                            params=window_params(rng, steps, step_ns)).fetchnumpy()["step"]
+        finally:
+            cur.unregister(name)
+        held[found.astype(np.int64)] = True
+    missing = np.flatnonzero(~held)
     labels = labels_of({m.name: m.value for m in rng.selector.matchers if m.op == "="})
     points = pl.DataFrame({"sid": np.zeros(len(missing), dtype=np.int64), "step": missing.astype(np.int64),
                            "v": np.ones(len(missing))}, schema=POINTS_SCHEMA)

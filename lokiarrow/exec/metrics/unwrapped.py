@@ -26,13 +26,21 @@ import numpy as np
 import polars as pl
 import pyarrow as pa
 
-from lokiarrow.compile.filters import line_filters_sql
 from lokiarrow.exec import pipeline
 from lokiarrow.exec.duck import cursor
 from lokiarrow.exec.logs import ScanStats
 from lokiarrow.exec.metrics.fielded import SETTLED, parsed_by
-from lokiarrow.exec.metrics.ranges import CEIL_DIV, numbered_to_named
 from lokiarrow.exec.metrics.series import POINTS_SCHEMA, Labels, Matrix, labels_of
+from lokiarrow.exec.metrics.windows_sql import (
+    IN_WINDOWS,
+    SPANS,
+    STEPS,
+    chunk_scan,
+    covered,
+    field_key,
+    grouping_sources,
+    window_params,
+)
 from lokiarrow.exec.sources import has_columns, sources
 from lokiarrow.logql import ast
 from lokiarrow.store.fields import INEXACT_COLUMN, PARSED_COLUMN, PARSED_JSON, field_column, is_field_name
@@ -64,34 +72,25 @@ def unwrapped_by_fields(node: ast.RangeAggregation, snapshot: Snapshot, steps: n
     if not ids:
         return None
     stream_labels = [snapshot.index.streams.labels[i] for i in ids]
-    if any(unwrap.label in s for s in stream_labels):
+    split = grouping_sources(node.grouping.labels, stream_labels)
+    if split is None or any(unwrap.label in s for s in stream_labels):
         return None
-    wanted = node.grouping.labels
-    from_streams = [g for g in wanted if all(g in s for s in stream_labels)]
-    from_fields = [g for g in wanted if g not in from_streams]
-    if any(not is_field_name(g) or any(g in s for s in stream_labels) for g in from_fields):
-        return None
-    lo = int(steps[0]) - rng.offset_ns - rng.range_ns + 1
-    hi = int(steps[-1]) - rng.offset_ns + 1
+    from_streams, from_fields = split
+    lo, hi = covered(rng, steps)
     found = sources(snapshot, ids, lo, hi)
     columns = (PARSED_COLUMN, INEXACT_COLUMN, field_column(unwrap.label), *(field_column(g) for g in from_fields))
     if not found or any(s.path is None or not has_columns(s.path, columns) for s in found):
         return None
     files = [s.path for s in found if s.path is not None]
-    where, where_params = line_filters_sql(filters)
-    filter_names = [f"f{i}" for i in range(len(where_params))]
-    params: dict[str, object] = {"files": files, "lo": lo, "hi": hi, "ids": ids, "kind": parsed,
-                                 "unwrapped": unwrap.label, "plain": PLAIN_DECIMAL,
-                                 "needed": list(from_fields), "path": f'$."{unwrap.label}"'}
-    params.update(zip(filter_names, where_params, strict=True))
+    scan, params = chunk_scan(files, ids, lo, hi, filters)
+    params.update(kind=parsed, unwrapped=unwrap.label, plain=PLAIN_DECIMAL, needed=list(from_fields),
+                  path=f'$."{unwrap.label}"')
     column = f'"{field_column(unwrap.label)}"'
     # a JSON number the column could not hold as written (`8.090`) still has the value DuckDB reads
     unknown = f"coalesce(list_contains({INEXACT_COLUMN}, $unwrapped), FALSE)"
     number = f"{PARSED_COLUMN} = {PARSED_JSON} AND json_type(line, $path) IN ('BIGINT', 'UBIGINT', 'DOUBLE')"
     value = f"(CASE WHEN {unknown} THEN json_extract(line, $path)::DOUBLE ELSE TRY_CAST({column} AS DOUBLE) END)"
     present = f"(CASE WHEN {unknown} THEN TRUE ELSE {column} IS NOT NULL AND {column} <> '' END)"
-    scan = numbered_to_named(f"FROM read_parquet($files) WHERE stream_id = ANY($ids) AND ts >= $lo AND ts < $hi "
-                             f"AND {where}", filter_names)
     settled = (f"{SETTLED} AND NOT coalesce(list_contains(map_keys(metadata), $unwrapped), FALSE) "
                f"AND (CASE WHEN {unknown} THEN {number} "
                f"ELSE {column} IS NULL OR {column} = '' OR regexp_full_match({column}, $plain) END)")
@@ -109,28 +108,20 @@ def _aggregate(node: ast.RangeAggregation, scan: str, settled: str, value: str, 
                steps: np.ndarray, step_ns: int, snapshot: Snapshot, ids: list[int], from_streams: list[str],
                from_fields: list[str]) -> Matrix:
     rng = node.range
-    keys = []
-    for i, g in enumerate(from_fields):
-        params[f"g{i}"] = g
-        keys.append(f"nullif(coalesce(map_extract(metadata, $g{i})[1], \"{field_column(g)}\"), '')")
-    field_key = f"to_json(list_value({', '.join(keys)}))" if keys else "'[]'"
+    params.update(window_params(rng, steps, step_ns))
+    fk = field_key(from_fields, params)
     streams = pa.table({"stream_id": pa.array(ids, pa.int64()), "sk": pa.array(
         [json.dumps([snapshot.index.streams.labels[i].get(g) for g in from_streams]) for i in ids], pa.string())})
     agg = _AGGREGATES[node.op]
-    params.update(offset=rng.offset_ns, start=int(steps[0]), step=max(step_ns, 1), range=rng.range_ns,
-                  last=len(steps) - 1, end=int(steps[-1]))
     if "$phi" in agg:
         params["phi"] = node.param
-    x = "(ts + $offset - $start)"
     sql = f"""
         WITH spans AS (
-            SELECT stream_id, {field_key} AS fk, {value} AS v,
-                   greatest({CEIL_DIV.format(x=x)}, 0) AS k0,
-                   least({CEIL_DIV.format(x=f"({x} + $range)")} - 1, $last) AS k1
-            {scan} AND {settled} AND ts + $offset <= $end
+            SELECT stream_id, {fk} AS fk, {value} AS v, {SPANS}
+            {scan} AND {settled} AND {IN_WINDOWS}
         )
         SELECT sk, fk, step, {agg} AS v
-        FROM (SELECT stream_id, fk, v, unnest(range(k0, k1 + 1)) AS step FROM spans WHERE k0 <= k1)
+        FROM (SELECT stream_id, fk, v, {STEPS} FROM spans WHERE k0 <= k1)
              JOIN unwrapped_streams USING (stream_id)
         GROUP BY sk, fk, step
     """

@@ -1,0 +1,78 @@
+"""The pieces every range aggregation computed in DuckDB shares: which lines the windows cover,
+each line's first and last step, the scan of the chunk files, and grouping labels read from
+stream labels or field columns.
+
+The step at time t covers (t - offset - range, t - offset]; a line at ts belongs to the steps k
+with ceil((ts + offset - start) / step) <= k <= ceil((ts + offset + range - start) / step) - 1.
+Values reach DuckDB as named parameters only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lokiarrow.compile.filters import line_filters_sql
+from lokiarrow.logql import ast
+from lokiarrow.model import Labels
+from lokiarrow.store.fields import field_column, is_field_name
+
+_CEIL_DIV = "(CASE WHEN {x} >= 0 THEN ({x} + $step - 1) // $step ELSE -((-({x})) // $step) END)"
+_X = "(ts + $offset - $start)"
+# each line's first (k0) and last (k1) step; keep lines with k0 <= k1 and IN_WINDOWS
+SPANS = (f"greatest({_CEIL_DIV.format(x=_X)}, 0) AS k0, "
+         f"least({_CEIL_DIV.format(x=f'({_X} + $range)')} - 1, $last) AS k1")
+IN_WINDOWS = "ts + $offset <= $end"
+STEPS = "unnest(range(k0, k1 + 1)) AS step"
+
+
+def covered(rng: ast.LogRange, steps: np.ndarray) -> tuple[int, int]:
+    """[lo, hi): the times the windows of all steps cover."""
+    return int(steps[0]) - rng.offset_ns - rng.range_ns + 1, int(steps[-1]) - rng.offset_ns + 1
+
+
+def window_params(rng: ast.LogRange, steps: np.ndarray, step_ns: int) -> dict[str, object]:
+    return {"offset": rng.offset_ns, "start": int(steps[0]), "step": max(step_ns, 1), "range": rng.range_ns,
+            "last": len(steps) - 1, "end": int(steps[-1])}
+
+
+def numbered_to_named(sql: str, names: list[str]) -> str:
+    """The line filters' `?` placeholders as `$f0`, `$f1`, … (the same in every part)."""
+    pieces = sql.split("?")
+    if len(pieces) == 1:
+        return sql
+    out = [pieces[0]]
+    for i, piece in enumerate(pieces[1:]):
+        out.append(f"${names[i % len(names)]}{piece}")
+    return "".join(out)
+
+
+def chunk_scan(files: list[str], ids: list[int], lo: int, hi: int, filters: tuple[ast.LineFilter, ...]
+               ) -> tuple[str, dict[str, object]]:
+    """`FROM … WHERE …` over the chunk files: the streams, [lo, hi), the line filters."""
+    where, where_params = line_filters_sql(filters)
+    names = [f"f{i}" for i in range(len(where_params))]
+    params: dict[str, object] = {"files": files, "lo": lo, "hi": hi, "ids": ids}
+    params.update(zip(names, where_params, strict=True))
+    sql = numbered_to_named(f"FROM read_parquet($files) WHERE stream_id = ANY($ids) AND ts >= $lo AND ts < $hi "
+                            f"AND {where}", names)
+    return sql, params
+
+
+def grouping_sources(wanted: tuple[str, ...], stream_labels: list[Labels]) -> tuple[list[str], list[str]] | None:
+    """Grouping labels split into those every selected stream has (the stream's value counts: a
+    parsed one is renamed) and field columns none has; None when a label is neither."""
+    from_streams = [g for g in wanted if all(g in s for s in stream_labels)]
+    from_fields = [g for g in wanted if g not in from_streams]
+    if any(not is_field_name(g) or any(g in s for s in stream_labels) for g in from_fields):
+        return None
+    return from_streams, from_fields
+
+
+def field_key(from_fields: list[str], params: dict[str, object]) -> str:
+    """SQL for a row's grouping values from field columns, as one JSON list: structured metadata
+    of that name shadows the parsed value, and "" is no label."""
+    values = []
+    for i, g in enumerate(from_fields):
+        params[f"g{i}"] = g
+        values.append(f"nullif(coalesce(map_extract(metadata, $g{i})[1], \"{field_column(g)}\"), '')")
+    return f"to_json(list_value({', '.join(values)}))" if values else "'[]'"
