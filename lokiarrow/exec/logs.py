@@ -32,9 +32,10 @@ from lokiarrow.compile.filters import line_filters_mask, line_filters_sql
 from lokiarrow.compile.prefilter import Prefilter, prefilter_mask, prefilter_sql
 from lokiarrow.exec import pipeline
 from lokiarrow.exec.duck import cursor
-from lokiarrow.exec.sources import Source, has_columns, read_chunk_rows, sources
+from lokiarrow.exec.sources import Source, has_columns, read_chunk_rows, slices, sources
 from lokiarrow.logql.ast import LabelFilterStage, LineFilter, Stage
 from lokiarrow.model import Matcher
+from lokiarrow.store.chunks import ROW_GROUP_WINDOW_NS
 from lokiarrow.store.fields import PARSED_COLUMN
 from lokiarrow.store.tenant import Snapshot
 
@@ -97,6 +98,29 @@ def _prefilters_sql(q: LogQuery) -> tuple[str, list[object]]:
     return sql, params
 
 
+def _file_bounds(group: list[Source], q: LogQuery) -> dict[str, tuple[int, int]]:
+    """Each chunk file of the group once, with the [lo, hi) to read: the query's range, narrowed
+    to the file's slices in the group (a file's slices in one group are neighbours)."""
+    bounds: dict[str, tuple[int, int]] = {}
+    for s in group:
+        if s.path is None:
+            continue
+        lo = q.start if s.lo is None else max(q.start, s.lo)
+        hi = q.end if s.hi is None else min(q.end, s.hi)
+        if s.path in bounds:
+            seen_lo, seen_hi = bounds[s.path]
+            lo, hi = min(lo, seen_lo), max(hi, seen_hi)
+        bounds[s.path] = (lo, hi)
+    return bounds
+
+
+def _by_bounds(paths: list[str], bounds: dict[str, tuple[int, int]]) -> dict[tuple[int, int], list[str]]:
+    grouped: dict[tuple[int, int], list[str]] = {}
+    for path in paths:
+        grouped.setdefault(bounds[path], []).append(path)
+    return grouped
+
+
 def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, stats: ScanStats,
           limit: int | None) -> pa.Table:
     """One query over a group of sources: line-filtered, ordered, and limited unless `limit` is None.
@@ -117,14 +141,15 @@ def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, 
     parts: list[str] = []
     params: list[object] = []
     registered: list[str] = []
-    files = [s.path for s in group if s.path is not None]
+    bounds = _file_bounds(group, q)
+    files = list(bounds)
     tables = [(_HEAD_SOURCE.format(s.head_rank), s.table) for s in group if s.table is not None]
     # with field columns to test, DuckDB's own scan wins sooner: it tests them before copying rows out
     direct_rows = DIRECT_READ_ROWS if q.fields is None else DIRECT_READ_ROWS // 6
     if files and len(files) <= DIRECT_READ_FILES and sum(s.rows for s in group if s.path) <= direct_rows:
         def read_one(path: str) -> pa.Table:
             extra = wanted if wanted and has_columns(path, wanted) else ()
-            return read_chunk_rows(path, ids, q.start, q.end, extra)
+            return read_chunk_rows(path, ids, *bounds[path], extra)
 
         read = list(_readers.map(read_one, files)) if len(files) > 1 else [read_one(files[0])]
         tables += list(zip(files, read, strict=True))
@@ -135,15 +160,15 @@ def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, 
             all(f.op in ("|=", "!=") and not f.ip for f in q.filters):
         stats.chunks += len(files)
         stats.lines += sum(s.rows for s in group)
-        return _scan_polars(files, ids, every_stream, q, limit)
+        return _scan_polars(_by_bounds(files, bounds), ids, every_stream, q, limit)
     in_sql, in_params = ("TRUE", []) if every_stream else _in_list(ids)
     with_fields = [f for f in files if wanted and has_columns(f, wanted)]
     for paths, (where, where_params) in ((with_fields, fielded), ([f for f in files if f not in with_fields], plain)):
-        if paths:
+        for (lo, hi), same in _by_bounds(paths, bounds).items():
             parts.append(f"SELECT {_COLUMNS}, filename AS src, file_row_number AS rn "
                          f"FROM read_parquet(?, filename = true, file_row_number = true) "
                          f"WHERE {in_sql} AND ts >= ? AND ts < ? AND {where}")
-            params += [paths, *in_params, q.start, q.end, *where_params]
+            params += [same, *in_params, lo, hi, *where_params]
     for src, table in tables:
         if table.num_rows == 0:
             continue
@@ -153,7 +178,7 @@ def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, 
         where, where_params = fielded if wanted and PARSED_COLUMN in table.column_names else plain
         parts.append(f"SELECT {_COLUMNS}, ? AS src, rn FROM {name} WHERE {where}")
         params += [src, *where_params]
-    stats.chunks += sum(1 for s in group if s.path is not None)
+    stats.chunks += len(bounds)
     stats.lines += sum(s.rows for s in group)
     stats.head_lines += sum(s.rows for s in group if s.table is not None)
     if not parts:
@@ -171,23 +196,27 @@ def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, 
             cur.unregister(name)
 
 
-def _scan_polars(files: list[str], ids: list[int], every_stream: bool, q: LogQuery,
+def _scan_polars(files: dict[tuple[int, int], list[str]], ids: list[int], every_stream: bool, q: LogQuery,
                  limit: int | None) -> pa.Table:
-    """Substring filters over many files: Polars' scan measures faster than DuckDB's here.
+    """Substring filters over many files (by the time range to read in each): Polars' scan
+    measures faster than DuckDB's here.
 
-    Row numbers run on across the files, so they still rise within each file: with the file name,
-    ties order exactly as on the DuckDB path.
+    Row numbers run on across the files of one scan, so they still rise within each file: with
+    the file name, ties order exactly as on the DuckDB path.
     """
-    frame = pl.scan_parquet(files, row_index_name="rn", include_file_paths="src", extra_columns="ignore")
-    predicate = (pl.col("ts") >= q.start) & (pl.col("ts") < q.end)
-    if not every_stream:
-        predicate &= pl.col("stream_id").is_in(ids)
-    for f in q.filters:
-        hits = pl.any_horizontal([pl.col("line").str.contains(v, literal=True) for v in f.values])
-        predicate &= ~hits if f.op == "!=" else hits
+    scans = []
+    for (lo, hi), paths in files.items():
+        frame = pl.scan_parquet(paths, row_index_name="rn", include_file_paths="src", extra_columns="ignore")
+        predicate = (pl.col("ts") >= lo) & (pl.col("ts") < hi)
+        if not every_stream:
+            predicate &= pl.col("stream_id").is_in(ids)
+        for f in q.filters:
+            hits = pl.any_horizontal([pl.col("line").str.contains(v, literal=True) for v in f.values])
+            predicate &= ~hits if f.op == "!=" else hits
+        scans.append(frame.filter(predicate).select(_EMPTY.column_names))
     descending = q.backward
-    ordered = frame.filter(predicate).select(_EMPTY.column_names).sort(["ts", "stream_id", "src", "rn"],
-                                           descending=[descending, False, descending, descending])
+    ordered = pl.concat(scans).sort(["ts", "stream_id", "src", "rn"],
+                                    descending=[descending, False, descending, descending])
     result = (ordered.head(limit) if limit is not None else ordered).collect()
     return result.to_arrow().cast(_EMPTY.schema)
 
@@ -209,7 +238,7 @@ def _top(tables: list[tuple[str, pa.Table]], q: LogQuery, stats: ScanStats, grou
             "src", pa.array([src] * table.num_rows, pa.string())).select(_EMPTY.column_names))
     stats.lines += sum(s.rows for s in group)
     stats.head_lines += sum(s.rows for s in group if s.table is not None)
-    stats.chunks += sum(1 for s in group if s.path is not None)
+    stats.chunks += len({s.path for s in group if s.path is not None})
     if not parts:
         return _EMPTY
     return _merge(None, pa.concat_tables(parts, promote_options="permissive"), q, force=True, limit=limit)
@@ -263,6 +292,10 @@ def _run_pipeline(snapshot: Snapshot, group: list[Source], ids: list[int], every
     return pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0], n
 
 
+def _overlaps(source: Source, first: Source, backward: bool) -> bool:
+    return source.max_ts >= first.min_ts if backward else source.min_ts <= first.max_ts
+
+
 def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: ScanStats) -> pa.Table:
     """The `limit` entries of the query, ordered by time in the query's direction.
 
@@ -271,7 +304,7 @@ def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: Sc
     """
     ids = sorted(stream_ids)
     every_stream = len(ids) == len(snapshot.index.streams.labels)
-    found = sources(snapshot, ids, q.start, q.end)
+    found = [part for s in sources(snapshot, ids, q.start, q.end) for part in slices(s, ROW_GROUP_WINDOW_NS)]
     if not found or q.limit <= 0:
         return _EMPTY
     if q.backward:
@@ -288,7 +321,8 @@ def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: Sc
         group = [found[i]]
         size = found[i].rows
         i += 1
-        while i < len(found) and size < budget:
+        # sources overlapping the group's first are read with it: they hold rows as new as its
+        while i < len(found) and (size < budget or _overlaps(found[i], group[0], q.backward)):
             group.append(found[i])
             size += found[i].rows
             i += 1

@@ -25,10 +25,28 @@ from lokiarrow.store.tenant import Snapshot
 class Source:
     min_ts: int
     max_ts: int
-    rows: int
+    rows: int                        # exact, or estimated for a slice
     path: str | None = None          # a chunk file (full path) ...
     table: pa.Table | None = None    # ... or head rows already narrowed to the query
     head_rank: int = 0               # heads: older heads (being flushed) rank lower
+    lo: int | None = None            # a slice of the file: only rows with lo <= ts < hi
+    hi: int | None = None
+
+
+def slices(source: Source, window_ns: int) -> list[Source]:
+    """A chunk file source cut at the windows its row groups never cross (store/chunks.py), newest
+    last; rows are estimated from the share of the file's span each slice covers. Reading one
+    slice prunes the file's other row groups by their ts statistics."""
+    first, last = source.min_ts // window_ns, source.max_ts // window_ns
+    if source.path is None or first == last:
+        return [source]
+    span = source.max_ts - source.min_ts + 1
+    out = []
+    for w in range(first, last + 1):
+        lo, hi = max(source.min_ts, w * window_ns), min(source.max_ts + 1, (w + 1) * window_ns)
+        rows = max(1, round(source.rows * (hi - lo) / span))
+        out.append(Source(lo, hi - 1, rows, path=source.path, lo=w * window_ns, hi=(w + 1) * window_ns))
+    return out
 
 
 def head_rows(snapshot: Snapshot, stream_ids: Collection[int], start: int, end: int

@@ -1,11 +1,13 @@
 """Writing a head's entries as Parquet chunk files, one per hour of data, and their index rows.
 
-1. Sort the entries by (hour, stream_id, ts), stably: entries with equal timestamps keep arrival
-   order.
+1. Sort the entries by (window, stream_id, ts), stably: entries with equal timestamps keep arrival
+   order. A window is a 10-minute slice of the hour (`ROW_GROUP_WINDOW_NS`).
 2. Split by UTC hour: a file covers a bounded time window, so the index can order files by time
    and a log query can read the newest files first and stop early. Files sit in `day=` folders.
-3. Per file: row groups follow stream boundaries (small neighbouring streams share one, big ones
-   are split at `row_group_size`), so row-group statistics on stream_id skip every other stream.
+3. Per file: row groups never cross a window, and follow stream boundaries inside one (small
+   neighbouring streams share one, big ones are split at `row_group_size`). Row-group statistics
+   on stream_id then skip every other stream, and those on ts skip every other window: a log
+   query reads the newest slice of an hour's file, not all of it (exec/logs.py).
 4. Beside the line, the parsed-field columns of store/fields.py (chosen once per flush).
 5. Write the chunk file atomically, then its index file (one row per stream: span, entries,
    bytes). The chunk lands first, so no index row ever points at a missing file.
@@ -32,16 +34,26 @@ from lokiarrow.store.schema import CHUNK, INDEX
 
 ZSTD_LEVEL = 1  # as small as level 3 on log lines, and faster; the compactor can spend more
 NS_PER_HOUR = 3600 * 10**9
+ROW_GROUP_WINDOW_NS = 600 * 10**9  # row groups never span two of these (aligned to the epoch)
 MIN_ROW_GROUP = 256  # neighbouring tiny streams share a row group up to this many rows
 
 
-def _row_group_bounds(stream_ids: np.ndarray, max_rows: int) -> list[tuple[int, int]]:
-    """[start, end) row ranges that cut only at stream boundaries, except inside huge streams."""
-    starts = np.flatnonzero(np.diff(stream_ids, prepend=stream_ids[0] - 1)).tolist() + [len(stream_ids)]
+def _row_group_bounds(stream_ids: np.ndarray, max_rows: int, windows: np.ndarray | None = None
+                      ) -> list[tuple[int, int]]:
+    """[start, end) row ranges that cut at every window change and otherwise only at stream
+    boundaries, except inside huge streams (rows sorted by window, then stream)."""
+    n = len(stream_ids)
+    changes = np.diff(stream_ids) != 0
+    window_cuts: set[int] = set()
+    if windows is not None and n:
+        moved = np.diff(windows) != 0
+        window_cuts = set((np.flatnonzero(moved) + 1).tolist())
+        changes |= moved
+    starts = (np.flatnonzero(changes) + 1).tolist() + [n]
     bounds: list[tuple[int, int]] = []
     lo = 0
-    for cut in starts[1:]:
-        if cut - lo >= MIN_ROW_GROUP or cut == len(stream_ids):
+    for cut in starts:
+        if cut - lo >= MIN_ROW_GROUP or cut == n or cut in window_cuts:
             for s in range(lo, cut, max_rows):
                 bounds.append((s, min(s + max_rows, cut)))
             lo = cut
@@ -67,12 +79,12 @@ def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, 
     """Write `entries` (ENTRIES schema) as chunk + index files; returns the index rows written."""
     if entries.num_rows == 0:
         return INDEX.empty_table()
-    # one stable sort by (hour, stream, time), of the chunk columns only: each hour is then a
+    # one stable sort by (window, stream, time), of the chunk columns only: each hour is then a
     # zero-copy slice, and memory holds one sorted copy of the head at most
     data = entries.select(CHUNK.names).cast(CHUNK)
-    hours = pc.divide(data.column("ts"), pa.scalar(NS_PER_HOUR, pa.int64()))
-    keyed = data.append_column("hour", hours)
-    order = pc.sort_indices(keyed, [("hour", "ascending"), ("stream_id", "ascending"), ("ts", "ascending")])
+    windows = pc.divide(data.column("ts"), pa.scalar(ROW_GROUP_WINDOW_NS, pa.int64()))
+    keyed = data.append_column("window", windows)
+    order = pc.sort_indices(keyed, [("window", "ascending"), ("stream_id", "ascending"), ("ts", "ascending")])
     ordered = keyed.take(order)
     del keyed, data
     names = choose_fields(ordered.column("line"), max_fields)
@@ -81,17 +93,18 @@ def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, 
         ordered = ordered.append_column(PARSED_COLUMN, fields.parsed).append_column(INEXACT_COLUMN, fields.inexact)
         for name in names:
             ordered = ordered.append_column(field_column(name), fields.columns[name])
-    hour_of_row = ordered.column("hour").to_numpy()
+    window_of_row = ordered.column("window").to_numpy()
+    hour_of_row = window_of_row // (NS_PER_HOUR // ROW_GROUP_WINDOW_NS)
     cuts = np.flatnonzero(np.diff(hour_of_row)) + 1
     segment = new_segment_name()
     written = []
     for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(hour_of_row)], strict=True):
         hour = int(hour_of_row[lo])
-        part = ordered.slice(lo, hi - lo).drop_columns(["hour"])
+        part = ordered.slice(lo, hi - lo).drop_columns(["window"])
         day = day_of(hour * NS_PER_HOUR)
         name = f"{segment}-h{hour % 24:02d}"
         chunk = chunk_path(tenant, day, name)
-        bounds = _row_group_bounds(part.column("stream_id").to_numpy(), row_group_size)
+        bounds = _row_group_bounds(part.column("stream_id").to_numpy(), row_group_size, window_of_row[lo:hi])
         root.write_atomic(chunk, _parquet_bytes(part, bounds))
         rows = _index_rows(part, chunk, streams)
         root.write_atomic(index_path(tenant, day, name), _parquet_bytes(rows, [(0, rows.num_rows)]))
