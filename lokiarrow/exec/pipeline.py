@@ -6,7 +6,7 @@
    (`exec/parsers`; within one pipeline the first value a name gets is kept), label filters
    (`exec/label_filters`), `line_format` / `label_format` (templates, per row), `drop` / `keep`,
    `decolorize`.
-3. `finish`: each row's final label set as a map column `labels`, with `__error__` and
+3. `finish`: each row's final label set as a map column `labels` (ordered by name), with `__error__` and
    `__error_details__` where a stage failed; empty values are left out, as Loki leaves them out.
    Entries the pipeline made identical (labels, time, line) are kept once.
 
@@ -261,9 +261,11 @@ def _set_column(rows: Rows, name: str, column: pa.Array) -> None:
 
 
 def finish(rows: Rows) -> pa.Table:
-    """The rows with their final label sets as a `labels` map column (built column-wise)."""
+    """The rows with their final label sets as a `labels` map column (built column-wise), each
+    row's labels ordered by name."""
     n = rows.table.num_rows
-    named = [*rows.labels.items(), ("__error__", rows.error), ("__error_details__", rows.details)]
+    named = sorted([*rows.labels.items(), ("__error__", rows.error), ("__error_details__", rows.details)],
+                   key=lambda item: item[0])
     row_parts, key_parts, value_parts = [], [], []
     for j, (name, column) in enumerate(named):
         if isinstance(column, pa.ChunkedArray):

@@ -36,18 +36,16 @@ def streams_result(rows: pa.Table, labels_of: dict[int, Labels]) -> list[dict[st
 
 
 def _streams_by_labels(rows: pa.Table) -> list[dict[str, Any]]:
-    """Rows whose final label sets a pipeline computed (`labels` map column).
+    """Rows whose final label sets a pipeline computed (`labels` map column, ordered by name).
 
     The map's keys and values are read out flat, once (a map column's own to_pylist builds a
     list of tuples per row, several times slower)."""
     column = rows.column("labels").combine_chunks()
     offsets = column.offsets.to_pylist()
-    keys = column.keys.to_pylist()
-    values = column.items.to_pylist()
+    pairs = list(zip(column.keys.to_pylist(), column.items.to_pylist(), strict=True))
     grouped: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
     for i, (ts, line) in enumerate(zip(rows.column("ts").to_pylist(), rows.column("line").to_pylist(), strict=True)):
-        lo, hi = offsets[i], offsets[i + 1]
-        key = tuple(sorted(zip(keys[lo:hi], values[lo:hi], strict=True)))
+        key = tuple(pairs[offsets[i]:offsets[i + 1]])
         stream = grouped.get(key)
         if stream is None:
             stream = grouped[key] = {"stream": dict(key), "values": []}

@@ -163,3 +163,30 @@ def test_fast_path_agrees_with_scanner(members: list[tuple[str, object]], existi
     scanned: dict[str, str] = {}
     assert _fields_scanned(line.encode(), scanned, existing) is None
     assert run_one(JSON, line, existing) == scanned
+
+
+_shape_keys = st.sampled_from(["a", "b", "a_b", "a-b", "a.b", "", "_1"])  # few names: repeats, collisions
+_shape_values = st.one_of(st.integers(-99, 99).map(str), st.text(max_size=3), _values)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.lists(_shape_keys, max_size=5), min_size=1, max_size=3),
+       st.lists(st.tuples(st.integers(0, 2), st.lists(_shape_values, min_size=5, max_size=5)), max_size=8),
+       st.sets(st.sampled_from(["a", "b", "a_b", "_1"])))
+def test_batches_of_shared_shapes_agree_with_the_scanner(shapes: list[list[str]],
+                                                         rows: list[tuple[int, list[object]]],
+                                                         existing: set[str]) -> None:
+    """Lines with the same keys in the same order are filled a key at a time: values of mixed
+    kinds in one key, repeated keys and names that collide once sanitised must come out as the
+    scanner reads each line alone."""
+    lines = []
+    for shape, values in rows:
+        keys = shapes[shape % len(shapes)]
+        lines.append("{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + _dump(v)
+                                    for k, v in zip(keys, values, strict=False)) + "}")
+    want = []
+    for line in lines:
+        scanned: dict[str, str] = {}
+        assert _fields_scanned(line.encode(), scanned, existing) is None
+        want.append(scanned)
+    assert run(JSON, lines, existing) == want
