@@ -9,12 +9,13 @@
    on stream_id then skip every other stream, and those on ts skip every other window: a log
    query reads the newest slice of an hour's file, not all of it (exec/logs.py).
 4. Beside the line, the parsed-field columns of store/fields.py (chosen once per flush).
-5. Write the chunk file atomically, then its index file (one row per stream: span, entries,
-   bytes). The chunk lands first, so no index row ever points at a missing file.
+5. Write the chunk file atomically, then its index file (one row per stream and structured
+   metadata set: span, entries, bytes). The chunk lands first, so no index row ever points at a missing file.
 """
 
 from __future__ import annotations
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -36,6 +37,7 @@ ZSTD_LEVEL = 1  # as small as level 3 on log lines, and faster; the compactor ca
 NS_PER_HOUR = 3600 * 10**9
 ROW_GROUP_WINDOW_NS = 600 * 10**9  # row groups never span two of these (aligned to the epoch)
 MIN_ROW_GROUP = 256  # neighbouring tiny streams share a row group up to this many rows
+MAX_METADATA_SETS = 16  # index rows per (stream, file): beyond, one row whose metadata is unknown
 
 
 def _row_group_bounds(stream_ids: np.ndarray, max_rows: int, windows: np.ndarray | None = None
@@ -113,17 +115,33 @@ def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, 
 
 
 def _index_rows(part: pa.Table, chunk: str, streams: dict[int, str]) -> pa.Table:
-    sized = pa.table({"stream_id": part.column("stream_id"), "ts": part.column("ts"),
-                      "bytes": pc.binary_length(part.column("line"))})
-    stats = sized.group_by("stream_id", use_threads=False).aggregate(
-        [("ts", "min"), ("ts", "max"), ("ts", "count"), ("bytes", "sum")])
+    """One row per (stream, structured metadata set) of the file, with its span, entries and
+    bytes; a stream with more than MAX_METADATA_SETS sets gets one row with null metadata."""
+    con = duckdb.connect(config={"threads": 1})
+    try:
+        con.register("part", part.select(["stream_id", "ts", "line", "metadata"]))
+        stats = con.sql(f"""
+            WITH sets AS (
+                SELECT stream_id, coalesce(to_json(metadata)::VARCHAR, '{{}}') AS metadata,
+                       min(ts) AS min_ts, max(ts) AS max_ts, count(*) AS rows, sum(strlen(line)) AS bytes
+                FROM part GROUP BY ALL
+            ), counted AS (
+                SELECT *, count(*) OVER (PARTITION BY stream_id) > {MAX_METADATA_SETS} AS mixed FROM sets
+            )
+            SELECT stream_id, CASE WHEN mixed THEN NULL ELSE metadata END AS metadata, min(min_ts) AS min_ts,
+                   max(max_ts) AS max_ts, sum(rows)::BIGINT AS rows, sum(bytes)::BIGINT AS bytes
+            FROM counted GROUP BY ALL ORDER BY stream_id, metadata
+        """).to_arrow_table()
+    finally:
+        con.close()
     ids = stats.column("stream_id").to_pylist()
     return pa.table({
         "stream_id": stats.column("stream_id"),
         "labels": pa.array([streams[i] for i in ids], pa.string()),
         "chunk": pa.array([chunk] * len(ids), pa.string()),
-        "min_ts": stats.column("ts_min"),
-        "max_ts": stats.column("ts_max"),
-        "rows": stats.column("ts_count").cast(pa.int64()),
-        "bytes": stats.column("bytes_sum").cast(pa.int64()),
+        "min_ts": stats.column("min_ts"),
+        "max_ts": stats.column("max_ts"),
+        "rows": stats.column("rows"),
+        "bytes": stats.column("bytes"),
+        "metadata": stats.column("metadata"),
     }, schema=INDEX)

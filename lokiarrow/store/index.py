@@ -1,10 +1,13 @@
 """The label/time index a tenant's queries start from.
 
-It answers two questions without opening a chunk:
+It answers three questions without opening a chunk:
 1. Which streams match these label matchers? A postings map (label name -> value -> stream ids),
    as Loki's TSDB keeps, so `=` is a lookup and `=~` runs its regex once per distinct value.
-2. Which chunk files hold those streams within [start, end]? The index rows (one per stream and
-   chunk file, with min_ts, max_ts, rows and bytes), filtered with Arrow compute.
+2. Which chunk files hold those streams within [start, end]? The index rows (one per stream,
+   chunk file and structured metadata set, with min_ts, max_ts, rows and bytes), filtered with
+   Arrow compute.
+3. How many entries (bytes) does a stream have in a span holding whole rows? The same rows
+   (exec/metrics/index_counts.py).
 
 Contract: additions are atomic for readers: `add_rows` swaps in a new table; readers keep
 whichever table they took. Not thread-safe for writers: the tenant serialises them.
@@ -73,6 +76,13 @@ class Streams:
         return result if result is not None else set(self.labels)
 
 
+def _with_metadata(rows: pa.Table) -> pa.Table:
+    """Index files written before rows were split by structured metadata: per stream, unknown."""
+    if "metadata" in rows.column_names:
+        return rows
+    return rows.append_column("metadata", pa.nulls(rows.num_rows, pa.string()))
+
+
 class Index:
     def __init__(self) -> None:
         self.rows: pa.Table = INDEX.empty_table()
@@ -86,8 +96,7 @@ class Index:
     def load(self, root: Root, tenant: str) -> None:
         files = root.glob(f"{tenant}/index/day=*/*.parquet")
         if files:
-            tables = [pq.read_table(root.full(f), schema=INDEX) for f in files]
-            self.add_rows(pa.concat_tables(tables))
+            self.add_rows(pa.concat_tables([_with_metadata(pq.read_table(root.full(f))) for f in files]))
 
     def chunks(self, stream_ids: Iterable[int], start: int, end: int) -> list[ChunkRef]:
         """The chunk files holding any of the streams within [start, end), newest data first."""

@@ -30,6 +30,7 @@ from lokiarrow.exec import pipeline
 from lokiarrow.exec.duck import cursor
 from lokiarrow.exec.label_filters import FilterState, evaluate, go_float
 from lokiarrow.exec.logs import LogQuery, ScanStats, select_batches
+from lokiarrow.exec.metrics.index_counts import whole_rows
 from lokiarrow.exec.metrics.series import POINTS_SCHEMA, Labels, Matrix, labels_of
 from lokiarrow.exec.metrics.windows_sql import (
     IN_WINDOWS,
@@ -39,7 +40,7 @@ from lokiarrow.exec.metrics.windows_sql import (
     numbered_to_named,
     window_params,
 )
-from lokiarrow.exec.sources import sources
+from lokiarrow.exec.sources import Source, sources
 from lokiarrow.logql import ast
 from lokiarrow.model import go_quote
 from lokiarrow.store.tenant import Snapshot
@@ -95,9 +96,40 @@ def _in_sql(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, s
     found = sources(snapshot, ids, lo, hi) if ids else []
     if not found:
         return Matrix.empty(steps)
+    every_stream = len(ids) == len(snapshot.index.streams.labels)
+    indexed = None
+    if not filters:  # whole index rows in the windows: their files need no scan
+        indexed = whole_rows(snapshot, None if every_stream else ids, rng, steps, step_ns)
+        found = [s for s in found if s.path not in indexed.answered]
+        stats.chunks += len(indexed.answered)
+    table = _scanned(node, found, ids, every_stream, filters, steps, step_ns, stats) if found else None
+    if indexed is not None and indexed.counts.num_rows:
+        table = _with_index_counts(node, table, indexed.counts)
+    if table is None:
+        return Matrix.empty(steps)
+    return _labelled(table, snapshot, steps)
+
+
+def _with_index_counts(node: ast.RangeAggregation, scanned: pa.Table | None, counts: pa.Table) -> pa.Table:
+    """The scan's (stream_id, mk, step, v) and the index's counts, summed per key (both add up)."""
+    seconds = node.range.range_ns / 1e9
+    amount = pc.cast(counts.column("bytes" if node.op.startswith("bytes") else "rows"), pa.float64())
+    if node.op in ("rate", "bytes_rate"):
+        amount = pc.divide(amount, seconds)
+    parts = [counts.select(["stream_id", "mk", "step"]).append_column("v", amount)]
+    if scanned is not None and scanned.num_rows:
+        parts.append(scanned.select(["stream_id", "mk", "step", "v"]).cast(parts[0].schema))
+    both = pa.concat_tables(parts)
+    return both.group_by(["stream_id", "mk", "step"], use_threads=False).aggregate([("v", "sum")]) \
+        .rename_columns(["stream_id", "mk", "step", "v"])
+
+
+def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int], every_stream: bool,
+             filters: tuple[ast.LineFilter, ...], steps: np.ndarray, step_ns: int, stats: ScanStats) -> pa.Table:
+    rng = node.range
+    lo, hi = covered(rng, steps)
     cur = cursor()
     where, where_params = line_filters_sql(filters)
-    every_stream = len(ids) == len(snapshot.index.streams.labels)
     parts: list[str] = []
     registered: list[str] = []
     files = [s.path for s in found if s.path is not None]
@@ -114,7 +146,7 @@ def _in_sql(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, s
     agg = IN_SQL[node.op].replace("?", "$seconds")
     sql = f"""
         WITH spans AS (
-            SELECT stream_id, to_json(metadata) AS mk, v, {SPANS}
+            SELECT stream_id, coalesce(to_json(metadata)::VARCHAR, '{{}}') AS mk, v, {SPANS}
             FROM ({" UNION ALL ".join(parts)})
             WHERE {IN_WINDOWS}
         )
@@ -140,7 +172,7 @@ def _in_sql(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, s
             cur.unregister(name)
     stats.chunks += len(files)
     stats.lines += sum(s.rows for s in found)
-    return _labelled(table, snapshot, steps)
+    return table
 
 
 def _labelled(table: pa.Table, snapshot: Snapshot, steps: np.ndarray) -> Matrix:
