@@ -20,7 +20,12 @@ def format_value(v: float) -> str:
         return "NaN"
     if math.isinf(v):
         return "+Inf" if v > 0 else "-Inf"
-    return np.format_float_positional(v, trim="-")
+    if v == 0:
+        return "-0" if math.copysign(1.0, v) < 0 else "0"
+    if v.is_integer() and abs(v) < 1e16:  # where repr would still write it out
+        return str(int(v))
+    shortest = repr(v)  # the same shortest digits; numpy only where Python would use an exponent
+    return shortest if "e" not in shortest else np.format_float_positional(v, trim="-")
 
 
 def format_time(ns: int) -> float | int:

@@ -180,6 +180,7 @@ def _labelled(table: pa.Table, snapshot: Snapshot, steps: np.ndarray) -> Matrix:
     (a name the stream has gets `_extracted`, as in log answers)."""
     index: dict[tuple[int, str | None], int] = {}
     labels: list[Labels] = []
+    metadata: dict[str | None, dict[str, str]] = {}  # few distinct sets: each parsed once
     keys = list(zip(table.column("stream_id").to_pylist(), table.column("mk").to_pylist(), strict=True))
     sids = np.empty(len(keys), dtype=np.int64)
     for i, key in enumerate(keys):
@@ -187,7 +188,10 @@ def _labelled(table: pa.Table, snapshot: Snapshot, steps: np.ndarray) -> Matrix:
         if sid is None:
             stream = snapshot.index.streams.labels[key[0]]
             pairs = dict(stream)
-            for name, value in (json.loads(key[1]) if key[1] else {}).items():
+            extra = metadata.get(key[1])
+            if extra is None:
+                extra = metadata[key[1]] = json.loads(key[1]) if key[1] else {}
+            for name, value in extra.items():
                 pairs[f"{name}_extracted" if name in stream else name] = value
             sid = index[key] = len(labels)
             labels.append(labels_of(pairs))

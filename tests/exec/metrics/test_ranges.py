@@ -6,7 +6,10 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lokiarrow.config import Ingester, Limits
 from lokiarrow.errors import BadRequest
@@ -130,6 +133,14 @@ def test_scalars_vectors_and_limits(tmp_path: Path) -> None:
 ])
 def test_values_are_written_as_go_writes_them(value: float, text: str) -> None:
     assert format_value(value) == text
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.floats(allow_nan=False, allow_infinity=False) | st.integers(-10**17, 10**17).map(float)
+       | st.sampled_from([-0.0, 0.0, 1e15, 1e16, 123456789.125, 5e-324]))
+def test_fast_value_formatting_matches_the_shortest_positional_form(value: float) -> None:
+    """Integers and Python's shortest repr are taken where they are Go's 'f', -1 text."""
+    assert format_value(value) == np.format_float_positional(value, trim="-")
 
 
 def test_times_are_seconds_with_milliseconds_when_present() -> None:
