@@ -108,6 +108,12 @@ def _footer(path: str) -> tuple[pq.FileMetaData, frozenset[str]]:
     return cached
 
 
+def footer_value(path: str, key: bytes) -> bytes | None:
+    """An entry of a chunk file's key-value metadata (read with the cached footer)."""
+    kv = _footer(path)[0].metadata
+    return None if kv is None else kv.get(key)
+
+
 def has_columns(path: str, names: Collection[str]) -> bool:
     """Whether the chunk file has all these columns (parsed-field columns vary per file)."""
     return set(names) <= _footer(path)[1]

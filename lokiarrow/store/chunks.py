@@ -25,9 +25,11 @@ from lokiarrow.store.fields import (
     FIELD_PREFIX,
     INEXACT_COLUMN,
     PARSED_COLUMN,
+    SETTLED_KEY,
     choose_fields,
     extract,
     field_column,
+    settled_summary,
 )
 from lokiarrow.store.fs import Root
 from lokiarrow.store.names import chunk_path, day_of, index_path, new_segment_name
@@ -63,6 +65,10 @@ def _row_group_bounds(stream_ids: np.ndarray, max_rows: int, windows: np.ndarray
 
 
 def _parquet_bytes(table: pa.Table, bounds: list[tuple[int, int]]) -> pa.Buffer:
+    if PARSED_COLUMN in table.column_names:  # the footer says how many rows the field columns settle
+        summary = settled_summary(table.column(PARSED_COLUMN).combine_chunks(),
+                                  table.column(INEXACT_COLUMN).combine_chunks())
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), SETTLED_KEY: summary})
     sink = pa.BufferOutputStream()
     dictionary = ["stream_id", "metadata.key_value.key", "metadata.key_value.value",
                   *(name for name in table.column_names if name.startswith(FIELD_PREFIX)),

@@ -27,13 +27,16 @@ distinct values, or short ones), at most `max_fields` of them.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 PARSED_NONE, PARSED_JSON, PARSED_LOGFMT = 0, 1, 2
 PARSED_COLUMN = "parsed"
@@ -195,3 +198,25 @@ def extract(lines: pa.Array | pa.ChunkedArray, names: list[str]) -> Extracted:
         con.close()
     columns = {name: out.column(f"f{i}").combine_chunks() for i, name in enumerate(names)}
     return Extracted(out.column(PARSED_COLUMN).combine_chunks(), out.column(INEXACT_COLUMN).combine_chunks(), columns)
+
+
+SETTLED_KEY = b"lokiarrow.fields"  # a chunk file's key-value metadata: what its field columns settle
+
+
+def settled_summary(parsed: pa.Array, inexact: pa.Array) -> bytes:
+    """JSON for a chunk file's footer: its rows, how many each parser marked, and per field how
+    many rows hold it inexactly. A query then knows, without a scan, whether every row is settled."""
+    kinds = pc.value_counts(parsed).to_pylist()
+    unknown = pc.value_counts(pc.list_flatten(inexact)).to_pylist() if len(inexact) else []
+    return json.dumps({"rows": len(parsed), "parsed": {str(k["values"]): k["counts"] for k in kinds},
+                       "inexact": {k["values"]: k["counts"] for k in unknown if k["values"] is not None}},
+                      sort_keys=True).encode()
+
+
+def unsettled_rows(summary: bytes | None, kind: int, needed: Iterable[str]) -> int | None:
+    """At most how many rows of a file the columns do not settle for `kind` and the `needed`
+    fields (None: the file has no summary)."""
+    if summary is None:
+        return None
+    facts = json.loads(summary)
+    return facts["rows"] - facts["parsed"].get(str(kind), 0) + sum(facts["inexact"].get(n, 0) for n in needed)

@@ -15,6 +15,7 @@ whichever table they took. Not thread-safe for writers: the tenant serialises th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -115,6 +116,21 @@ class Index:
             *(grouped.column(c).to_pylist() for c in ("chunk", "min_ts_min", "max_ts_max", "rows_sum")),
             strict=True)]
         return sorted(refs, key=lambda r: (r.max_ts, r.min_ts), reverse=True)
+
+    def metadata_names(self, stream_ids: Iterable[int], start: int, end: int) -> set[str] | None:
+        """The structured metadata names the streams' entries in chunk files within [start, end)
+        carry; None when some file does not know (or the names are not valid JSON sets)."""
+        rows = self.rows
+        mask = pc.and_(
+            pc.is_in(rows.column("stream_id"), value_set=pa.array(list(stream_ids), pa.int64())),
+            pc.and_(pc.greater_equal(rows.column("max_ts"), start), pc.less(rows.column("min_ts"), end)))
+        sets = pc.unique(rows.filter(mask).column("metadata")).to_pylist()
+        if any(s is None for s in sets):
+            return None
+        names: set[str] = set()
+        for text in sets:
+            names.update(json.loads(text))
+        return names
 
     def stream_ids_in_range(self, start: int, end: int) -> set[int]:
         rows = self.rows

@@ -11,7 +11,16 @@ from hypothesis import strategies as st
 
 from lokiarrow.config import Ingester
 from lokiarrow.logql import ast
-from lokiarrow.store.fields import PARSED_JSON, PARSED_LOGFMT, PARSED_NONE, choose_fields, extract
+from lokiarrow.store.fields import (
+    PARSED_JSON,
+    PARSED_LOGFMT,
+    PARSED_NONE,
+    SETTLED_KEY,
+    choose_fields,
+    extract,
+    settled_summary,
+    unsettled_rows,
+)
 from lokiarrow.store.fs import Root
 from lokiarrow.store.tenant import TenantStore
 from tests.exec.parsers.helpers import run
@@ -134,3 +143,30 @@ def test_flush_writes_field_columns_beside_the_line(tmp_path: Path) -> None:
     assert {"parsed", "f_level", "f_i"} <= set(table.column_names)
     assert set(table.column("parsed").to_pylist()) == {PARSED_LOGFMT}
     assert table.column("f_level").to_pylist().count("error") == 50
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([PARSED_NONE, PARSED_JSON, PARSED_LOGFMT]),
+                          st.none() | st.lists(st.sampled_from(["a", "b", "c"]), max_size=2, unique=True)),
+                max_size=30),
+       st.sampled_from([PARSED_JSON, PARSED_LOGFMT]), st.lists(st.sampled_from(["a", "b", "c"]), max_size=2))
+def test_the_footer_summary_bounds_the_unsettled_rows(rows: list[tuple[int, list[str] | None]], kind: int,
+                                                      needed: list[str]) -> None:
+    """The summary never promises fewer unsettled rows than there are, and promises none exactly
+    when every row is parsed by `kind` with every needed field known."""
+    summary = settled_summary(pa.array([p for p, _ in rows], pa.uint8()),
+                              pa.array([u for _, u in rows], pa.list_(pa.string())))
+    actual = sum(1 for p, unknown in rows if p != kind or set(unknown or ()) & set(needed))
+    bound = unsettled_rows(summary, kind, needed)
+    assert bound is not None and bound >= actual
+    assert (bound == 0) == (actual == 0)
+    assert unsettled_rows(None, kind, needed) is None
+
+
+def test_chunk_files_carry_the_summary(tmp_path: Path) -> None:
+    tenant = TenantStore(Root(str(tmp_path)), "t", Ingester())
+    tenant.push(entries([({"app": "a"}, i, '{"level":"info"}' if i % 4 else "plain") for i in range(40)]))
+    tenant.flush()
+    [chunk] = set(tenant.snapshot().index.rows.column("chunk").to_pylist())
+    summary = pq.read_metadata(tmp_path / chunk).metadata[SETTLED_KEY]
+    assert unsettled_rows(summary, PARSED_JSON, ["level"]) == 10

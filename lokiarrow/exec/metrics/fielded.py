@@ -42,21 +42,23 @@ from lokiarrow.exec.metrics.series import POINTS_SCHEMA, Labels, Matrix, labels_
 from lokiarrow.exec.metrics.windows_sql import (
     IN_WINDOWS,
     SPANS,
-    STEPS,
     chunk_scan,
     covered,
     field_key,
     grouping_sources,
+    steps_sql,
     window_params,
 )
-from lokiarrow.exec.sources import has_columns, sources
+from lokiarrow.exec.sources import footer_value, has_columns, sources
 from lokiarrow.logql import ast
 from lokiarrow.store.fields import (
     INEXACT_COLUMN,
     PARSED_COLUMN,
     PARSED_JSON,
     PARSED_LOGFMT,
+    SETTLED_KEY,
     field_column,
+    unsettled_rows,
 )
 from lokiarrow.store.tenant import Snapshot
 
@@ -101,14 +103,22 @@ def sum_by_fields(node: ast.VectorAggregation, snapshot: Snapshot, steps: np.nda
     if files:
         scan, named = chunk_scan(files, ids, lo, hi, filters)
         named.update(kind=parsed, needed=list(from_fields))
-        parts.append(_exact_rows(inner, scan, named, steps, step_ns, snapshot, from_streams, from_fields))
-        # counted first without reading lines (line filters left out: at worst a needless fetch)
-        counted, count_params = chunk_scan(files, ids, lo, hi, ())
-        [(unsettled,)] = cursor().sql(f"SELECT count(*) {counted} AND NOT ({SETTLED})",
-                                      params={**count_params, "kind": parsed, "needed": list(from_fields)}).fetchall()
+        metadata = snapshot.index.metadata_names(ids, lo, hi)
+        parts.append(_exact_rows(inner, scan, named, steps, step_ns, snapshot, from_streams, from_fields, metadata))
+        # files whose footers do not promise every row settled: counted first without reading
+        # lines (line filters left out: at worst a needless fetch)
+        unsure = [f for f in files if unsettled_rows(footer_value(f, SETTLED_KEY), parsed, from_fields) != 0]
+        unsettled = 0
+        if unsure:
+            counted, count_params = chunk_scan(unsure, ids, lo, hi, ())
+            [(unsettled,)] = cursor().sql(f"SELECT count(*) {counted} AND NOT ({SETTLED})",
+                                          params={**count_params, "kind": parsed,
+                                                  "needed": list(from_fields)}).fetchall()
         if unsettled:
-            leftovers.append(cursor().sql(f"SELECT stream_id, ts, line, metadata {scan} AND NOT ({SETTLED})",
-                                          params=named).to_arrow_table())
+            scan_unsure, named_unsure = chunk_scan(unsure, ids, lo, hi, filters)
+            named_unsure.update(kind=parsed, needed=list(from_fields))
+            leftovers.append(cursor().sql(f"SELECT stream_id, ts, line, metadata {scan_unsure} AND NOT ({SETTLED})",
+                                          params=named_unsure).to_arrow_table())
     for table in heads:
         mask = line_filters_mask(table.column("line"), filters)
         leftovers.append((table if mask is None else table.filter(mask)).select(["stream_id", "ts", "line", "metadata"]))
@@ -120,22 +130,23 @@ def sum_by_fields(node: ast.VectorAggregation, snapshot: Snapshot, steps: np.nda
 
 
 def _exact_rows(inner: ast.RangeAggregation, scan: str, named: dict[str, object], steps: np.ndarray,
-                step_ns: int, snapshot: Snapshot, from_streams: list[str], from_fields: list[str]
-                ) -> tuple[list[Labels], pl.DataFrame]:
+                step_ns: int, snapshot: Snapshot, from_streams: list[str], from_fields: list[str],
+                metadata: set[str] | None) -> tuple[list[Labels], pl.DataFrame]:
     """Lines marked as parsed: counted in SQL per (grouping values, step)."""
     rng = inner.range
     params = {**named, **window_params(rng, steps, step_ns)}
-    key = field_key(from_fields, params)
+    key = field_key(from_fields, params, metadata)
     agg = IN_SQL[inner.op].replace("?", "$seconds")
     if "$seconds" in agg:
         params["seconds"] = rng.range_ns / 1e9
+    size = "strlen(line)" if inner.op.startswith("bytes") else "0"  # counts need no line
     sql = f"""
         WITH spans AS (
-            SELECT stream_id, {key} AS gk, strlen(line) AS v, {SPANS}
+            SELECT stream_id, {key} AS gk, {size} AS v, {SPANS}
             {scan} AND {SETTLED} AND {IN_WINDOWS}
         )
         SELECT {"stream_id" if from_streams else "0 AS stream_id"}, gk, step, {agg} AS v
-        FROM (SELECT stream_id, gk, v, {STEPS} FROM spans WHERE k0 <= k1)
+        FROM (SELECT stream_id, gk, v, {steps_sql(params)} FROM spans WHERE k0 <= k1)
         GROUP BY ALL
     """
     frame = pl.from_arrow(cursor().sql(sql, params=params).to_arrow_table())

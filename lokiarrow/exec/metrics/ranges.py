@@ -35,9 +35,9 @@ from lokiarrow.exec.metrics.series import POINTS_SCHEMA, Labels, Matrix, labels_
 from lokiarrow.exec.metrics.windows_sql import (
     IN_WINDOWS,
     SPANS,
-    STEPS,
     covered,
     numbered_to_named,
+    steps_sql,
     window_params,
 )
 from lokiarrow.exec.sources import Source, sources
@@ -144,6 +144,7 @@ def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int], ev
             registered.append(name)
             parts.append(f"SELECT stream_id, ts, metadata, strlen(line) AS v FROM {name} WHERE {where}")
     agg = IN_SQL[node.op].replace("?", "$seconds")
+    named = window_params(rng, steps, step_ns)
     sql = f"""
         WITH spans AS (
             SELECT stream_id, coalesce(to_json(metadata)::VARCHAR, '{{}}') AS mk, v, {SPANS}
@@ -151,10 +152,9 @@ def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int], ev
             WHERE {IN_WINDOWS}
         )
         SELECT stream_id, mk, step, {agg} AS v
-        FROM (SELECT stream_id, mk, v, {STEPS} FROM spans WHERE k0 <= k1)
+        FROM (SELECT stream_id, mk, v, {steps_sql(named)} FROM spans WHERE k0 <= k1)
         GROUP BY stream_id, mk, step
     """
-    named = window_params(rng, steps, step_ns)
     if files:
         named.update(files=files, lo=lo, hi=hi)
         if not every_stream:
@@ -329,9 +329,9 @@ def _grouped(samples: pl.DataFrame, labels: list[Labels], grouping: ast.Grouping
 
 # --- windows -------------------------------------------------------------------------------------
 
-def _exploded(name: str) -> str:
+def _exploded(name: str, params: dict[str, object]) -> str:
     """Each sample of the registered table `name` once per step whose window holds it."""
-    return (f"SELECT gid, {STEPS}, ts, v, seq FROM (SELECT *, {SPANS} FROM {name} WHERE {IN_WINDOWS}) "
+    return (f"SELECT gid, {steps_sql(params)}, ts, v, seq FROM (SELECT *, {SPANS} FROM {name} WHERE {IN_WINDOWS}) "
             f"WHERE k0 <= k1")
 
 
@@ -344,7 +344,7 @@ def windows(node: ast.RangeAggregation, samples: pl.DataFrame, steps: np.ndarray
     name = "samples_" + str(id(arrow))
     cur.register(name, arrow)
     try:
-        exploded = _exploded(name)
+        exploded = _exploded(name, params)
         if node.op in _AGGREGATES:
             # with unwrap, rate is the per-second sum of the values (Loki's rateLogs)
             agg = "sum(v) / $seconds" if node.op == "rate" and node.range.unwrap else _AGGREGATES[node.op]
@@ -446,9 +446,9 @@ def _absent(rng: ast.LogRange, samples: pl.DataFrame, steps: np.ndarray, step_ns
         cur = cursor()
         name = "samples_" + str(id(arrow))
         cur.register(name, arrow)
+        params = window_params(rng, steps, step_ns)
         try:
-            found = cur.sql(f"SELECT DISTINCT step FROM ({_exploded(name)})",
-                            params=window_params(rng, steps, step_ns)).fetchnumpy()["step"]
+            found = cur.sql(f"SELECT DISTINCT step FROM ({_exploded(name, params)})", params=params).fetchnumpy()["step"]
         finally:
             cur.unregister(name)
         held[found.astype(np.int64)] = True

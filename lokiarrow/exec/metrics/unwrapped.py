@@ -34,11 +34,11 @@ from lokiarrow.exec.metrics.series import POINTS_SCHEMA, Labels, Matrix, labels_
 from lokiarrow.exec.metrics.windows_sql import (
     IN_WINDOWS,
     SPANS,
-    STEPS,
     chunk_scan,
     covered,
     field_key,
     grouping_sources,
+    steps_sql,
     window_params,
 )
 from lokiarrow.exec.sources import has_columns, sources
@@ -121,7 +121,7 @@ def _aggregate(node: ast.RangeAggregation, scan: str, settled: str, value: str, 
             {scan} AND {settled} AND {IN_WINDOWS}
         )
         SELECT sk, fk, step, {agg} AS v
-        FROM (SELECT stream_id, fk, v, {STEPS} FROM spans WHERE k0 <= k1)
+        FROM (SELECT stream_id, fk, v, {steps_sql(params)} FROM spans WHERE k0 <= k1)
              JOIN unwrapped_streams USING (stream_id)
         GROUP BY sk, fk, step
     """

@@ -16,13 +16,22 @@ from lokiarrow.logql import ast
 from lokiarrow.model import Labels
 from lokiarrow.store.fields import field_column, is_field_name
 
-_CEIL_DIV = "(CASE WHEN {x} >= 0 THEN ({x} + $step - 1) // $step ELSE -((-({x})) // $step) END)"
+# ceil(x / step) for the x of scanned lines (x > -range), as integer division of a positive number:
+# x is shifted by a whole number ($m) of steps first
+_CEIL_DIV = "(({x} + $shift + $step - 1) // $step - $m)"
 _X = "(ts + $offset - $start)"
 # each line's first (k0) and last (k1) step; keep lines with k0 <= k1 and IN_WINDOWS
 SPANS = (f"greatest({_CEIL_DIV.format(x=_X)}, 0) AS k0, "
-         f"least({_CEIL_DIV.format(x=f'({_X} + $range)')} - 1, $last) AS k1")
+         f"least({_CEIL_DIV.format(x=f'{_X} + $range')} - 1, $last) AS k1")
 IN_WINDOWS = "ts + $offset <= $end"
-STEPS = "unnest(range(k0, k1 + 1)) AS step"
+
+
+def steps_sql(params: dict[str, object]) -> str:
+    """Each line's steps from its k0..k1: one row per step, or k0 itself where windows do not
+    overlap (range <= step, or a single step), which spares DuckDB the unnest."""
+    if params["range"] <= params["step"] or params["last"] == 0:  # type: ignore[operator]
+        return "k0 AS step"
+    return "unnest(range(k0, k1 + 1)) AS step"
 
 
 def covered(rng: ast.LogRange, steps: np.ndarray) -> tuple[int, int]:
@@ -31,8 +40,10 @@ def covered(rng: ast.LogRange, steps: np.ndarray) -> tuple[int, int]:
 
 
 def window_params(rng: ast.LogRange, steps: np.ndarray, step_ns: int) -> dict[str, object]:
-    return {"offset": rng.offset_ns, "start": int(steps[0]), "step": max(step_ns, 1), "range": rng.range_ns,
-            "last": len(steps) - 1, "end": int(steps[-1])}
+    step = max(step_ns, 1)
+    m = rng.range_ns // step + 1  # m steps are more than a range: x + m * step > 0
+    return {"offset": rng.offset_ns, "start": int(steps[0]), "step": step, "range": rng.range_ns,
+            "last": len(steps) - 1, "end": int(steps[-1]), "m": m, "shift": m * step}
 
 
 def numbered_to_named(sql: str, names: list[str]) -> str:
@@ -68,11 +79,15 @@ def grouping_sources(wanted: tuple[str, ...], stream_labels: list[Labels]) -> tu
     return from_streams, from_fields
 
 
-def field_key(from_fields: list[str], params: dict[str, object]) -> str:
+def field_key(from_fields: list[str], params: dict[str, object], metadata: set[str] | None = None) -> str:
     """SQL for a row's grouping values from field columns, as one JSON list: structured metadata
-    of that name shadows the parsed value, and "" is no label."""
+    of that name shadows the parsed value, and "" is no label. `metadata`: the structured
+    metadata names the rows can carry, where known (then a name not among them is not looked up)."""
     values = []
     for i, g in enumerate(from_fields):
-        params[f"g{i}"] = g
-        values.append(f"nullif(coalesce(map_extract(metadata, $g{i})[1], \"{field_column(g)}\"), '')")
+        column = f'"{field_column(g)}"'
+        if metadata is None or g in metadata:
+            params[f"g{i}"] = g
+            column = f"coalesce(map_extract(metadata, $g{i})[1], {column})"
+        values.append(f"nullif({column}, '')")
     return f"to_json(list_value({', '.join(values)}))" if values else "'[]'"

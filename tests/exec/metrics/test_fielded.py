@@ -13,8 +13,10 @@ from lokiarrow.errors import BadRequest
 from lokiarrow.exec.engine import Querier, RangeRequest
 from lokiarrow.exec.logs import ScanStats
 from lokiarrow.exec.metrics import fielded
+from lokiarrow.exec.sources import footer_value
 from lokiarrow.logql import ast
 from lokiarrow.logql.parser import parse_expr
+from lokiarrow.store.fields import PARSED_JSON, SETTLED_KEY, unsettled_rows
 from lokiarrow.store.store import Store
 from tests.store.helpers import entries
 
@@ -123,3 +125,43 @@ def test_unwrapped_field_columns_give_the_pipelines_answer(tmp_path: Path, query
     for key, points in with_fields.items():
         assert [t for t, _ in points] == [t for t, _ in without[key]]
         assert [v for _, v in points] == pytest.approx([v for _, v in without[key]], rel=1e-9)
+
+
+def _json_store(path: Path, fields: int, metadata_name: str) -> Querier:
+    """JSON lines the columns settle whole; structured metadata `metadata_name` on every 7th line."""
+    store = Store(str(path), Ingester(field_columns=fields))
+    tenant = store.tenant("t")
+    rows = [({"app": "ab"[i % 2]}, T0 + i * S, f'{{"level":"{LEVELS[i % 3]}","msg":"m{i}"}}') for i in range(600)]
+    tenant.push(entries(rows, [{metadata_name: "meta"} if i % 7 == 0 else None for i in range(600)]))
+    tenant.flush()
+    return Querier(store, Limits())
+
+
+@pytest.mark.parametrize("metadata_name", ["trace", "level"])
+def test_files_whose_footers_promise_settled_rows_skip_the_leftover_scan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, metadata_name: str) -> None:
+    """Every row settled (the footer's summary) and, per the index, no metadata named like the
+    grouping label: no count of unsettled rows, no metadata lookup; the answer is still exact."""
+    q = _json_store(tmp_path / "f", 8, metadata_name)
+    snapshot = q.store.tenant("t").snapshot()
+    [chunk] = [snapshot.root.full(c) for c in set(snapshot.index.rows.column("chunk").to_pylist())]
+    assert unsettled_rows(footer_value(chunk, SETTLED_KEY), PARSED_JSON, ["level"]) == 0
+    assert snapshot.index.metadata_names(snapshot.index.streams.labels, 0, T0 + 1000 * S) == {metadata_name}
+    sql: list[str] = []
+    real = fielded.cursor
+
+    def spy() -> Any:
+        cur = real()
+
+        class Spy:
+            def sql(self, text: str, **kw: Any) -> Any:
+                sql.append(text)
+                return cur.sql(text, **kw)
+        return Spy()
+    monkeypatch.setattr(fielded, "cursor", spy)
+    query = 'sum by (level) (count_over_time({app=~".+"} | json [1m]))'
+    with_fields = _matrix(q, query)
+    assert not any(s.startswith("SELECT count(*)") for s in sql)  # no count of leftover rows
+    assert any("map_extract" in s for s in sql) == (metadata_name == "level")
+    monkeypatch.undo()
+    assert with_fields == _matrix(_json_store(tmp_path / "p", 0, metadata_name), query)
