@@ -14,6 +14,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 METADATA_TYPE = pa.map_(pa.string(), pa.string())
+METADATA_SET_COLUMN = "metadata_set"  # in chunk files: each row's metadata as DuckDB's to_json writes it
 
 CHUNK = pa.schema([
     pa.field("stream_id", pa.int64(), nullable=False),

@@ -26,7 +26,7 @@ def test_flush_writes_hourly_files_in_day_partitions_with_index(start_server: Ca
     [day2] = data.glob("chunks/day=2026-01-20/*.parquet")
     assert pq.read_table(hour23).column("line").to_pylist() == ["second hour"]
     chunk = pq.read_table(hour22)
-    assert chunk.column_names == ["stream_id", "ts", "line", "metadata"]
+    assert chunk.column_names == ["stream_id", "ts", "line", "metadata", "metadata_set"]
     pairs = list(zip(chunk.column("stream_id").to_pylist(), chunk.column("ts").to_pylist(), strict=True))
     assert pairs == sorted(pairs)
     assert pq.ParquetFile(hour22).metadata.row_group(0).column(2).compression == "ZSTD"

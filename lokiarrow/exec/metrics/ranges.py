@@ -40,9 +40,10 @@ from lokiarrow.exec.metrics.windows_sql import (
     steps_sql,
     window_params,
 )
-from lokiarrow.exec.sources import Source, sources
+from lokiarrow.exec.sources import Source, has_columns, sources
 from lokiarrow.logql import ast
 from lokiarrow.model import go_quote
+from lokiarrow.store.schema import METADATA_SET_COLUMN
 from lokiarrow.store.tenant import Snapshot
 from lokiarrow.units import go_duration_ns, parse_humanized_bytes
 
@@ -133,21 +134,27 @@ def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int], ev
     parts: list[str] = []
     registered: list[str] = []
     files = [s.path for s in found if s.path is not None]
-    if files:
-        in_sql = "TRUE" if every_stream else "stream_id = ANY($ids)"
-        parts.append(f"SELECT stream_id, ts, metadata, strlen(line) AS v FROM read_parquet($files) "
-                     f"WHERE {in_sql} AND ts >= $lo AND ts < $hi AND {where}")
+    size = "strlen(line)" if node.op.startswith("bytes") else "0"  # counts need no line
+    as_json = "coalesce(to_json(metadata)::VARCHAR, '{}')"
+    in_sql = "TRUE" if every_stream else "stream_id = ANY($ids)"
+    # files that hold each row's metadata set as text are grouped by it, the others by the map
+    with_sets = [f for f in files if has_columns(f, (METADATA_SET_COLUMN,))]
+    for paths, mk in ((with_sets, METADATA_SET_COLUMN), ([f for f in files if f not in with_sets], as_json)):
+        if paths:
+            key = "sets" if mk == METADATA_SET_COLUMN else "maps"
+            parts.append(f"SELECT stream_id, ts, {mk} AS mk, {size} AS v FROM read_parquet(${key}) "
+                         f"WHERE {in_sql} AND ts >= $lo AND ts < $hi AND {where}")
     for s in found:
         if s.table is not None:
             name = f"head_rows_{id(s.table)}"
             cur.register(name, s.table)
             registered.append(name)
-            parts.append(f"SELECT stream_id, ts, metadata, strlen(line) AS v FROM {name} WHERE {where}")
+            parts.append(f"SELECT stream_id, ts, {as_json} AS mk, {size} AS v FROM {name} WHERE {where}")
     agg = IN_SQL[node.op].replace("?", "$seconds")
     named = window_params(rng, steps, step_ns)
     sql = f"""
         WITH spans AS (
-            SELECT stream_id, coalesce(to_json(metadata)::VARCHAR, '{{}}') AS mk, v, {SPANS}
+            SELECT stream_id, mk, v, {SPANS}
             FROM ({" UNION ALL ".join(parts)})
             WHERE {IN_WINDOWS}
         )
@@ -156,7 +163,11 @@ def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int], ev
         GROUP BY stream_id, mk, step
     """
     if files:
-        named.update(files=files, lo=lo, hi=hi)
+        named.update(lo=lo, hi=hi)
+        if with_sets:
+            named["sets"] = with_sets
+        if len(with_sets) < len(files):
+            named["maps"] = [f for f in files if f not in with_sets]
         if not every_stream:
             named["ids"] = ids
     if "$seconds" in agg:

@@ -100,3 +100,17 @@ def test_whole_hours_are_answered_without_opening_their_files(querier: Querier) 
     assert answered('count_over_time({app="c"}[1h])', H0 + 3 * H) == 0      # metadata sets unknown
     assert answered('count_over_time({app="a"}[1h])', H0 + 2 * H) == 0      # a line at the window's start
     assert answered('count_over_time({app="a"}[1h])', H0 + 2 * H + 5 * S) == 0  # the window cuts the file
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_files_without_metadata_sets_are_grouped_by_their_maps(querier: Querier, monkeypatch: pytest.MonkeyPatch,
+                                                               op: str) -> None:
+    """Chunk files written before the `metadata_set` column (here: every other file, then all)
+    group by the metadata map itself, with the same answer."""
+    query = f'{op}({{app=~".+"}} |= "line" [20m])'
+    want = _ask(querier, query, None, H0, H0 + 4 * H, 20 * 60 * S)
+    assert len(want) > 3
+    real = ranges.has_columns
+    for keep in (lambda path: hash(path) % 2 == 0, lambda path: False):
+        monkeypatch.setattr(ranges, "has_columns", lambda path, names, keep=keep: keep(path) and real(path, names))
+        assert _ask(querier, query, None, H0, H0 + 4 * H, 20 * 60 * S) == want
