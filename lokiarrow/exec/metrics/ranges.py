@@ -188,9 +188,10 @@ def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int], ev
 
 def _labelled(table: pa.Table, snapshot: Snapshot, steps: np.ndarray) -> Matrix:
     """Points keyed by (stream, metadata) -> series labels: the stream's, then the metadata's
-    (a name the stream has gets `_extracted`, as in log answers)."""
+    (a name the stream has gets `_extracted`, as in log answers). Two spellings of one metadata
+    set (its names in another order) are one series: their points add up (counts and sizes)."""
     index: dict[tuple[int, str | None], int] = {}
-    labels: list[Labels] = []
+    series: dict[Labels, int] = {}
     metadata: dict[str | None, dict[str, str]] = {}  # few distinct sets: each parsed once
     keys = list(zip(table.column("stream_id").to_pylist(), table.column("mk").to_pylist(), strict=True))
     sids = np.empty(len(keys), dtype=np.int64)
@@ -204,12 +205,13 @@ def _labelled(table: pa.Table, snapshot: Snapshot, steps: np.ndarray) -> Matrix:
                 extra = metadata[key[1]] = json.loads(key[1]) if key[1] else {}
             for name, value in extra.items():
                 pairs[f"{name}_extracted" if name in stream else name] = value
-            sid = index[key] = len(labels)
-            labels.append(labels_of(pairs))
+            sid = index[key] = series.setdefault(labels_of(pairs), len(series))
         sids[i] = sid
     points = pl.DataFrame({"sid": sids, "step": table.column("step").to_numpy(),
                            "v": table.column("v").to_numpy()}, schema=POINTS_SCHEMA)
-    return Matrix(steps, labels, points)
+    if len(series) < len(index):
+        points = points.group_by("sid", "step").agg(pl.col("v").sum()).select("sid", "step", "v")
+    return Matrix(steps, list(series), points)
 
 
 # --- samples -------------------------------------------------------------------------------------

@@ -166,3 +166,13 @@ def test_batches_of_lines_give_the_same_answer(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setattr(ranges, "BATCH_ROWS", 50)
     assert [points(q.query_range("t", r)) for r in request] == whole
     assert all(whole)
+
+
+@pytest.mark.parametrize("flush", [False, True])
+def test_one_metadata_set_written_in_two_orders_is_one_series(tmp_path: Path, flush: bool) -> None:
+    rows = [({"a": "x"}, T0 + i * S, f"l{i}") for i in range(4)]
+    metadata = [{"k": "1", "j": "2"}, {"j": "2", "k": "1"}, {"k": "1", "j": "2"}, None]
+    q = querier(tmp_path, rows, flush, metadata)
+    answer = q.query_instant("t", 'count_over_time({a="x"}[1m])', T0 + 30 * S)
+    got = {tuple(sorted(s["metric"].items())): s["value"][1] for s in answer["result"]}
+    assert got == {(("a", "x"), ("j", "2"), ("k", "1")): "3", (("a", "x"),): "1"}
