@@ -48,6 +48,7 @@ class FieldFilter:
     names: tuple[str, ...]          # field names the condition reads
     sql: str                        # over "f_<name>" columns, with ? placeholders
     params: tuple[object, ...] = field(default=())
+    unshadowed: bool = False        # known: no row in range has structured metadata of these names
 
     def columns(self) -> tuple[str, ...]:
         return (PARSED_COLUMN, INEXACT_COLUMN, *(field_column(n) for n in self.names))
@@ -55,8 +56,11 @@ class FieldFilter:
     def row_sql(self, fallback: str, fallback_params: list[object]) -> tuple[str, list[object]]:
         """The scan's condition: the field test on rows parsed by this parser without metadata of
         a filtered name and whose value of each is known, `fallback` (the line prefilters) elsewhere."""
-        shadowed = " OR ".join("coalesce(list_contains(map_keys(metadata), ?), FALSE)" for _ in self.names)
         unknown = f"coalesce(list_has_any({INEXACT_COLUMN}, ?), FALSE)"
+        if self.unshadowed:
+            return (f"(CASE WHEN {PARSED_COLUMN} = ? AND NOT {unknown} THEN {self.sql} ELSE {fallback} END)",
+                    [self.parsed, list(self.names), *self.params, *fallback_params])
+        shadowed = " OR ".join("coalesce(list_contains(map_keys(metadata), ?), FALSE)" for _ in self.names)
         return (f"(CASE WHEN {PARSED_COLUMN} = ? AND NOT ({shadowed}) AND NOT {unknown} THEN {self.sql} "
                 f"ELSE {fallback} END)", [self.parsed, *self.names, list(self.names), *self.params, *fallback_params])
 

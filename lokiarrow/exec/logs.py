@@ -292,6 +292,16 @@ def _run_pipeline(snapshot: Snapshot, group: list[Source], ids: list[int], every
     return pa.concat_tables(parts, promote_options="permissive") if len(parts) > 1 else parts[0], n
 
 
+def _unshadowed(snapshot: Snapshot, ids: list[int], q: LogQuery) -> LogQuery:
+    """`q`, its field test without the per-row metadata check where the index rules it out."""
+    if q.fields is None:
+        return q
+    names = snapshot.index.metadata_names(ids, q.start, q.end)
+    if names is None or names & set(q.fields.names):
+        return q
+    return replace(q, fields=replace(q.fields, unshadowed=True))
+
+
 def _overlaps(source: Source, first: Source, backward: bool) -> bool:
     return source.max_ts >= first.min_ts if backward else source.min_ts <= first.max_ts
 
@@ -304,6 +314,7 @@ def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: Sc
     """
     ids = sorted(stream_ids)
     every_stream = len(ids) == len(snapshot.index.streams.labels)
+    q = _unshadowed(snapshot, ids, q)
     found = [part for s in sources(snapshot, ids, q.start, q.end) for part in slices(s, ROW_GROUP_WINDOW_NS)]
     if not found or q.limit <= 0:
         return _EMPTY
@@ -358,7 +369,7 @@ def select_batches(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats:
     ids = sorted(stream_ids)
     found = sorted(sources(snapshot, ids, q.start, q.end), key=lambda s: (s.min_ts, s.max_ts))
     every_stream = len(ids) == len(snapshot.index.streams.labels)
-    forward = replace(q, backward=False)
+    forward = replace(_unshadowed(snapshot, ids, q), backward=False)
     group: list[Source] = []
     size = 0
     for source in found:

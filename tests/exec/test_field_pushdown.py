@@ -173,3 +173,18 @@ def test_field_conditions_never_drop_what_the_filter_keeps(values: list[str | No
     state = FilterState({"d": column}, pa.nulls(n, pa.string()), pa.nulls(n, pa.string()))
     kept = evaluate(stage.filter, state, np.ones(n, dtype=bool))
     assert not np.any(kept & ~pushed_keep.astype(bool)), list(zip(values, kept, pushed_keep, strict=True))
+
+
+def test_the_metadata_check_is_left_out_where_the_index_rules_it_out(stores: dict[str, TenantStore]) -> None:
+    """Some entries carry `level` as structured metadata, none `status`: only a filter on `level`
+    keeps the per-row check that metadata shadows the parsed value."""
+    snapshot = stores["fields"].snapshot()
+    ids = sorted(snapshot.index.streams.labels)
+    for query, checked in (('{app=~".+"} | json | status >= 500', False), ('{app=~".+"} | json | level="x"', True)):
+        expr = parse_expr(query)
+        assert isinstance(expr, ast.LogExpr)
+        _, rest = pipeline.split(expr.stages)
+        q = LogQuery(expr.matchers, (), 0, 10 * HOUR, 10, True, rest, (), field_filter(rest, {"app"}))
+        fields = logs._unshadowed(snapshot, ids, q).fields
+        assert fields is not None
+        assert ("map_keys" in fields.row_sql("TRUE", [])[0]) == checked
