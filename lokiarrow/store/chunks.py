@@ -68,7 +68,9 @@ def _row_group_bounds(stream_ids: np.ndarray, max_rows: int, windows: np.ndarray
 def _parquet_bytes(table: pa.Table, bounds: list[tuple[int, int]]) -> pa.Buffer:
     if PARSED_COLUMN in table.column_names:  # the footer says how many rows the field columns settle
         summary = settled_summary(table.column(PARSED_COLUMN).combine_chunks(),
-                                  table.column(INEXACT_COLUMN).combine_chunks())
+                                  table.column(INEXACT_COLUMN).combine_chunks(),
+                                  {name[len(FIELD_PREFIX):]: table.column(name).combine_chunks()
+                                   for name in table.column_names if name.startswith(FIELD_PREFIX)})
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), SETTLED_KEY: summary})
     sink = pa.BufferOutputStream()
     dictionary = ["stream_id", "metadata.key_value.key", "metadata.key_value.value", METADATA_SET_COLUMN,

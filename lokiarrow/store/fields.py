@@ -53,7 +53,8 @@ _SAMPLE_PAIR = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)=("[^"]*"|[^ "]+)')
 
 _GO_SPACE = r"\t\n\v\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}"
 # What DuckDB's JSON reader accepts and Loki's scanner does not, and keys Loki trims.
-JSON_UNSAFE = (rf'(?i),\s*[}}\]]|[:\[,]\s*[-+]?(?:nan|inf)|[{{,]\s*"[{_GO_SPACE}]|[{_GO_SPACE}]"\s*:')
+JSON_UNSAFE = (rf'(?i),\s*[}}\]]|[:\[,]\s*[-+]?(?:nan|inf)|[{{,]\s*"[{_GO_SPACE}]|[{_GO_SPACE}]"\s*:'
+               rf'|""\s*:\s*\{{')  # an object under an empty key: Loki names its fields without a prefix
 # Numbers DuckDB writes back otherwise than the line has them (Loki keeps them as written):
 # `-0`, trailing fraction zeros (`1.50`), exponents (`1e3`), more digits than a double keeps.
 _ODD_NUMBER = r"(?:-0[^.0-9]|-?[0-9]+\.[0-9]*0[\s,}\]]|-?[0-9.]+[eE]|-?[0-9][0-9.]{15,})"
@@ -203,14 +204,31 @@ def extract(lines: pa.Array | pa.ChunkedArray, names: list[str]) -> Extracted:
 SETTLED_KEY = b"lokiarrow.fields"  # a chunk file's key-value metadata: what its field columns settle
 
 
-def settled_summary(parsed: pa.Array, inexact: pa.Array) -> bytes:
-    """JSON for a chunk file's footer: its rows, how many each parser marked, and per field how
-    many rows hold it inexactly. A query then knows, without a scan, whether every row is settled."""
+PLAIN_DECIMAL = r"-?[0-9]{1,15}(\.[0-9]{1,15})?"  # converts as strconv.ParseFloat does, exactly
+
+
+def settled_summary(parsed: pa.Array, inexact: pa.Array, columns: dict[str, pa.Array] | None = None) -> bytes:
+    """JSON for a chunk file's footer: its rows, how many each parser marked, per field how many
+    rows hold it inexactly, and per field column how many values are not plain decimals. A query
+    then knows, without a scan, whether every row is settled (and every value a number)."""
     kinds = pc.value_counts(parsed).to_pylist()
     unknown = pc.value_counts(pc.list_flatten(inexact)).to_pylist() if len(inexact) else []
+    not_plain = {}
+    for name, column in (columns or {}).items():
+        plain = pc.match_substring_regex(column, f"^(?:{PLAIN_DECIMAL})$")
+        valued = pc.and_(pc.is_valid(column), pc.not_equal(column, ""))
+        not_plain[name] = int(pc.sum(pc.and_(valued, pc.invert(plain))).as_py() or 0)
     return json.dumps({"rows": len(parsed), "parsed": {str(k["values"]): k["counts"] for k in kinds},
-                       "inexact": {k["values"]: k["counts"] for k in unknown if k["values"] is not None}},
-                      sort_keys=True).encode()
+                       "inexact": {k["values"]: k["counts"] for k in unknown if k["values"] is not None},
+                       "not_plain": not_plain}, sort_keys=True).encode()
+
+
+def numbers_everywhere(summary: bytes | None, kind: int, needed: Iterable[str], field: str) -> bool:
+    """Whether every row of the file is settled for `kind` and the `needed` fields and `field`, and
+    every value of `field` is absent or a plain decimal (False when the file does not say)."""
+    if summary is None or unsettled_rows(summary, kind, [*needed, field]) != 0:
+        return False
+    return json.loads(summary).get("not_plain", {}).get(field) == 0
 
 
 def unsettled_rows(summary: bytes | None, kind: int, needed: Iterable[str]) -> int | None:

@@ -91,12 +91,12 @@ def _latency(i: int) -> str:
     return f"{value + 0.25:.2f}" if i % 5 == 0 else str(value)
 
 
-def _clean_store(path: Path, fields: int) -> Querier:
+def _clean_store(path: Path, fields: int, latency: Any = _latency) -> Querier:
     """JSON lines with a float field, all plain: the unwrapped values can come from the columns."""
     store = Store(str(path), Ingester(field_columns=fields))
     tenant = store.tenant("t")
     rows = [({"app": "ab"[i % 2], "pod": f"p{i % 3}"}, T0 + i * S,
-             f'{{"level":"{LEVELS[i % 3]}","latency_ms":{_latency(i)},"msg":"m"}}') for i in range(600)]
+             f'{{"level":"{LEVELS[i % 3]}","latency_ms":{latency(i)},"msg":"m"}}') for i in range(600)]
     tenant.push(entries(rows))
     tenant.flush()
     return Querier(store, Limits())
@@ -124,6 +124,44 @@ def test_unwrapped_field_columns_give_the_pipelines_answer(tmp_path: Path, query
     assert with_fields.keys() == without.keys() and with_fields
     for key, points in with_fields.items():
         assert [t for t, _ in points] == [t for t, _ in without[key]]
+        assert [v for _, v in points] == pytest.approx([v for _, v in without[key]], rel=1e-9)
+
+
+def _plain(i: int) -> str:
+    return str((i * 37) % 500 + 0.25)
+
+
+@pytest.mark.parametrize("query", UNWRAPPED)
+def test_unwrapped_values_the_footers_vouch_for_need_no_check(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              query: str) -> None:
+    """Every value a plain decimal, every row settled: no count of unsettled rows, no line read,
+    and the same answer as the pipeline's."""
+    from lokiarrow.exec.metrics import unwrapped
+    fast = _clean_store(tmp_path / "f", 8, _plain)
+    sql: list[str] = []
+    real = unwrapped.cursor
+
+    def spy() -> Any:
+        cur = real()
+
+        class Spy:
+            def sql(self, text: str, **kw: Any) -> Any:
+                sql.append(text)
+                return cur.sql(text, **kw)
+
+            def register(self, *a: Any) -> Any:
+                return cur.register(*a)
+
+            def unregister(self, *a: Any) -> Any:
+                return cur.unregister(*a)
+        return Spy()
+    monkeypatch.setattr(unwrapped, "cursor", spy)
+    with_fields = _matrix(fast, query)
+    assert sql and not any(s.startswith("SELECT count(*)") or "json_" in s or "map_" in s for s in sql)
+    monkeypatch.undo()
+    without = _matrix(_clean_store(tmp_path / "p", 0, _plain), query)
+    assert with_fields.keys() == without.keys() and with_fields
+    for key, points in with_fields.items():
         assert [v for _, v in points] == pytest.approx([v for _, v in without[key]], rel=1e-9)
 
 
