@@ -1,8 +1,10 @@
 -- DuckDB views over a lokiarrow store. Set the root first, e.g.:
 --   SET VARIABLE root = '/path/to/data/fake';
--- streams: one row per stream and chunk file (the index); chunks: the entries; logs: entries with labels.
+-- streams: one row per stream, chunk file and metadata set (the index); chunks: the entries;
+-- logs: entries with labels.
 CREATE OR REPLACE VIEW streams AS
-  SELECT * FROM read_parquet(getvariable('root') || '/index/day=*/*.parquet', hive_partitioning = true);
+  SELECT * FROM read_parquet(getvariable('root') || '/index/day=*/*.parquet', hive_partitioning = true,
+                             union_by_name = true);  -- older index files have no metadata column
 CREATE OR REPLACE VIEW chunks AS
   SELECT * FROM read_parquet(getvariable('root') || '/chunks/day=*/*.parquet', hive_partitioning = true,
                              union_by_name = true);  -- files differ in their parsed-field columns

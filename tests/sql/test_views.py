@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 
 from lokiarrow.config import Ingester
 from lokiarrow.store.fs import Root
@@ -30,3 +31,19 @@ def test_views_over_files_with_different_field_columns(tmp_path: Path) -> None:
     assert per_app == [('{app="json"}', 50), ('{app="logfmt"}', 50), ('{app="plain"}', 50)]
     # the field columns of one file are null in the others
     assert con.sql("SELECT count(f_level), count(f_status) FROM chunks").fetchall() == [(50, 50)]
+
+
+def test_the_streams_view_reads_index_files_with_and_without_metadata_sets(tmp_path: Path) -> None:
+    store = TenantStore(Root(str(tmp_path)), "t", Ingester())
+    store.push(entries([({"app": "a"}, i, f"line {i}") for i in range(10)],
+                       [{"trace": "x"} if i % 2 else None for i in range(10)]))
+    store.flush()
+    [index] = list((tmp_path / "t" / "index").rglob("*.parquet"))
+    older = pq.read_table(index).drop_columns(["metadata"])  # as written before metadata sets
+    pq.write_table(older, index.with_name("older.parquet"))
+    con = duckdb.connect()
+    con.execute("SET VARIABLE root = ?", [str(tmp_path / "t")])
+    con.execute(VIEWS.read_text())
+    rows = con.sql("SELECT metadata, rows FROM streams ORDER BY metadata NULLS LAST").fetchall()
+    assert rows == [('{"trace":"x"}', 5), ("{}", 5), (None, 5), (None, 5)]
+    assert con.sql("SELECT count(*) FROM logs").fetchall() == [(10,)]
