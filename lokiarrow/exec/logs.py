@@ -1,12 +1,15 @@
 """Log queries: the newest (or oldest) `limit` entries that pass the line filters.
 
-1. Resolve the streams from the index and list the sources (chunk files, heads) holding them.
+1. Resolve the streams from the index and list the sources (chunk files, heads) holding them;
+   a chunk file is cut into the 10-minute slices its row groups never cross (store/chunks.py),
+   so reading the newest slice of an hour's file prunes the rest by ts statistics.
 2. Order sources by their newest entry (backward) or oldest (forward).
 3. Scan a group of sources in one query with the filters and the limit pushed down: DuckDB for
    regexes (RE2, as Loki), Polars for substring filters over many files (faster here), Arrow
    compute alone for a few row groups (no query to plan).
-   The first group holds about 2 x `limit` rows; later groups are sized from the share of rows
-   that passed the filters so far, so a selective filter reads more per round, not more rounds.
+   The first group holds about 2 x `limit` rows, and every source overlapping its first (they
+   hold entries as new); later groups are sized from the share of rows that passed the filters
+   so far, so a selective filter reads more per round, not more rounds.
 4. Keep the best `limit` rows so far; stop once we hold `limit` rows and the worst of them is
    strictly newer (older, forward) than anything in the sources not read yet.
 
