@@ -32,6 +32,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import orjson
@@ -226,15 +227,17 @@ def settled_summary(parsed: pa.Array, inexact: pa.Array, columns: dict[str, pa.A
 def numbers_everywhere(summary: bytes | None, kind: int, needed: Iterable[str], field: str) -> bool:
     """Whether every row of the file is settled for `kind` and the `needed` fields and `field`, and
     every value of `field` is absent or a plain decimal (False when the file does not say)."""
-    if summary is None or unsettled_rows(summary, kind, [*needed, field]) != 0:
+    if summary is None:
         return False
-    return json.loads(summary).get("not_plain", {}).get(field) == 0
+    facts = json.loads(summary)
+    return _unsettled(facts, kind, [*needed, field]) == 0 and facts.get("not_plain", {}).get(field) == 0
 
 
 def unsettled_rows(summary: bytes | None, kind: int, needed: Iterable[str]) -> int | None:
     """At most how many rows of a file the columns do not settle for `kind` and the `needed`
     fields (None: the file has no summary)."""
-    if summary is None:
-        return None
-    facts = json.loads(summary)
-    return facts["rows"] - facts["parsed"].get(str(kind), 0) + sum(facts["inexact"].get(n, 0) for n in needed)
+    return None if summary is None else _unsettled(json.loads(summary), kind, needed)
+
+
+def _unsettled(facts: dict[str, Any], kind: int, needed: Iterable[str]) -> int:
+    return int(facts["rows"] - facts["parsed"].get(str(kind), 0) + sum(facts["inexact"].get(n, 0) for n in needed))

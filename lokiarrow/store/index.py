@@ -99,15 +99,18 @@ class Index:
         if files:
             self.add_rows(pa.concat_tables([_with_metadata(pq.read_table(root.full(f))) for f in files]))
 
+    def rows_in(self, stream_ids: Iterable[int] | None, start: int, end: int) -> pa.Table:
+        """The index rows of the streams (all of them for None) whose span meets [start, end)."""
+        rows = self.rows
+        mask = pc.and_(pc.greater_equal(rows.column("max_ts"), start), pc.less(rows.column("min_ts"), end))
+        if stream_ids is not None:
+            wanted = pa.array(list(stream_ids), pa.int64())
+            mask = pc.and_(mask, pc.is_in(rows.column("stream_id"), value_set=wanted))
+        return rows.filter(mask)
+
     def chunks(self, stream_ids: Iterable[int], start: int, end: int) -> list[ChunkRef]:
         """The chunk files holding any of the streams within [start, end), newest data first."""
-        rows = self.rows
-        if rows.num_rows == 0:
-            return []
-        mask = pc.and_(
-            pc.is_in(rows.column("stream_id"), value_set=pa.array(list(stream_ids), pa.int64())),
-            pc.and_(pc.greater_equal(rows.column("max_ts"), start), pc.less(rows.column("min_ts"), end)))
-        hits = rows.filter(mask)
+        hits = self.rows_in(stream_ids, start, end)
         if hits.num_rows == 0:
             return []
         grouped = hits.group_by("chunk", use_threads=False).aggregate(
@@ -119,12 +122,8 @@ class Index:
 
     def metadata_names(self, stream_ids: Iterable[int], start: int, end: int) -> set[str] | None:
         """The structured metadata names the streams' entries in chunk files within [start, end)
-        carry; None when some file does not know (or the names are not valid JSON sets)."""
-        rows = self.rows
-        mask = pc.and_(
-            pc.is_in(rows.column("stream_id"), value_set=pa.array(list(stream_ids), pa.int64())),
-            pc.and_(pc.greater_equal(rows.column("max_ts"), start), pc.less(rows.column("min_ts"), end)))
-        sets = pc.unique(rows.filter(mask).column("metadata")).to_pylist()
+        carry; None when some index row does not know its metadata set."""
+        sets = pc.unique(self.rows_in(stream_ids, start, end).column("metadata")).to_pylist()
         if any(s is None for s in sets):
             return None
         names: set[str] = set()
@@ -133,6 +132,4 @@ class Index:
         return names
 
     def stream_ids_in_range(self, start: int, end: int) -> set[int]:
-        rows = self.rows
-        mask = pc.and_(pc.greater_equal(rows.column("max_ts"), start), pc.less(rows.column("min_ts"), end))
-        return set(pc.unique(rows.filter(mask).column("stream_id")).to_pylist())
+        return set(pc.unique(self.rows_in(None, start, end).column("stream_id")).to_pylist())

@@ -5,6 +5,7 @@ of an hour's file."""
 from __future__ import annotations
 
 import pytest
+import re2
 
 from lokiarrow.config import Ingester
 from lokiarrow.exec import logs
@@ -61,7 +62,6 @@ def _reference(query: str, backward: bool, limit: int) -> list[tuple[int, str]]:
 
 
 def _passes(f: LineFilter, line: str) -> bool:
-    import re2
     if f.op in ("|=", "!="):
         hit = any(v in line for v in f.values)
     else:

@@ -39,12 +39,7 @@ def whole_rows(snapshot: Snapshot, ids: list[int] | None, rng: ast.LogRange, ste
                step_ns: int) -> IndexCounts:
     """The counts of the chunk files whose rows every touching window holds whole (`ids`: the
     selected streams, None for all of them)."""
-    rows = snapshot.index.rows
-    lo, hi = covered(rng, steps)
-    mask = pc.and_(pc.greater_equal(rows.column("max_ts"), lo), pc.less(rows.column("min_ts"), hi))
-    if ids is not None:
-        mask = pc.and_(mask, pc.is_in(rows.column("stream_id"), value_set=pa.array(ids, pa.int64())))
-    rows = rows.filter(mask)
+    rows = snapshot.index.rows_in(ids, *covered(rng, steps))
     if rows.num_rows == 0:
         return IndexCounts(COUNTS_SCHEMA.empty_table(), set())
     first, last_ts = rows.column("min_ts").to_numpy(), rows.column("max_ts").to_numpy()

@@ -138,10 +138,10 @@ def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int], ev
     as_json = "coalesce(to_json(metadata)::VARCHAR, '{}')"
     in_sql = "TRUE" if every_stream else "stream_id = ANY($ids)"
     # files that hold each row's metadata set as text are grouped by it, the others by the map
-    with_sets = [f for f in files if has_columns(f, (METADATA_SET_COLUMN,))]
-    for paths, mk in ((with_sets, METADATA_SET_COLUMN), ([f for f in files if f not in with_sets], as_json)):
-        if paths:
-            key = "sets" if mk == METADATA_SET_COLUMN else "maps"
+    by_key = {"sets": [f for f in files if has_columns(f, (METADATA_SET_COLUMN,))]}
+    by_key["maps"] = [f for f in files if f not in by_key["sets"]]
+    for key, mk in (("sets", METADATA_SET_COLUMN), ("maps", as_json)):
+        if by_key[key]:
             parts.append(f"SELECT stream_id, ts, {mk} AS mk, {size} AS v FROM read_parquet(${key}) "
                          f"WHERE {in_sql} AND ts >= $lo AND ts < $hi AND {where}")
     for s in found:
@@ -163,11 +163,7 @@ def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int], ev
         GROUP BY stream_id, mk, step
     """
     if files:
-        named.update(lo=lo, hi=hi)
-        if with_sets:
-            named["sets"] = with_sets
-        if len(with_sets) < len(files):
-            named["maps"] = [f for f in files if f not in with_sets]
+        named.update(lo=lo, hi=hi, **{key: paths for key, paths in by_key.items() if paths})
         if not every_stream:
             named["ids"] = ids
     if "$seconds" in agg:
@@ -188,30 +184,29 @@ def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int], ev
 
 def _labelled(table: pa.Table, snapshot: Snapshot, steps: np.ndarray) -> Matrix:
     """Points keyed by (stream, metadata) -> series labels: the stream's, then the metadata's
-    (a name the stream has gets `_extracted`, as in log answers). Two spellings of one metadata
-    set (its names in another order) are one series: their points add up (counts and sizes)."""
-    index: dict[tuple[int, str | None], int] = {}
+    (a name the stream has gets `_extracted`, as in log answers). Labels are built once per
+    distinct key; two spellings of one metadata set (its names in another order) are one series:
+    their points add up (counts and sizes)."""
+    frame = pl.from_arrow(table.select(["stream_id", "mk", "step", "v"]))
+    assert isinstance(frame, pl.DataFrame)
+    keys = frame.select("stream_id", "mk").unique(maintain_order=True)
     series: dict[Labels, int] = {}
-    metadata: dict[str | None, dict[str, str]] = {}  # few distinct sets: each parsed once
-    keys = list(zip(table.column("stream_id").to_pylist(), table.column("mk").to_pylist(), strict=True))
-    sids = np.empty(len(keys), dtype=np.int64)
-    for i, key in enumerate(keys):
-        sid = index.get(key)
-        if sid is None:
-            stream = snapshot.index.streams.labels[key[0]]
-            pairs = dict(stream)
-            extra = metadata.get(key[1])
-            if extra is None:
-                extra = metadata[key[1]] = json.loads(key[1]) if key[1] else {}
-            for name, value in extra.items():
-                pairs[f"{name}_extracted" if name in stream else name] = value
-            sid = index[key] = series.setdefault(labels_of(pairs), len(series))
-        sids[i] = sid
-    points = pl.DataFrame({"sid": sids, "step": table.column("step").to_numpy(),
-                           "v": table.column("v").to_numpy()}, schema=POINTS_SCHEMA)
-    if len(series) < len(index):
-        points = points.group_by("sid", "step").agg(pl.col("v").sum()).select("sid", "step", "v")
-    return Matrix(steps, list(series), points)
+    metadata: dict[str, dict[str, str]] = {}  # few distinct sets: each parsed once
+    sids = []
+    for stream_id, mk in keys.iter_rows():
+        stream = snapshot.index.streams.labels[stream_id]
+        pairs = dict(stream)
+        extra = metadata.get(mk)
+        if extra is None:
+            extra = metadata[mk] = json.loads(mk)
+        for name, value in extra.items():
+            pairs[f"{name}_extracted" if name in stream else name] = value
+        sids.append(series.setdefault(labels_of(pairs), len(series)))
+    mapping = keys.with_columns(pl.Series("sid", sids, dtype=pl.Int64))
+    points = frame.join(mapping, on=["stream_id", "mk"]).select("sid", "step", "v")
+    if len(series) < keys.height:
+        points = points.group_by("sid", "step").agg(pl.col("v").sum())
+    return Matrix(steps, list(series), points.cast(POINTS_SCHEMA))  # type: ignore[arg-type]
 
 
 # --- samples -------------------------------------------------------------------------------------

@@ -127,6 +127,25 @@ def test_unwrapped_field_columns_give_the_pipelines_answer(tmp_path: Path, query
         assert [v for _, v in points] == pytest.approx([v for _, v in without[key]], rel=1e-9)
 
 
+def _record_sql(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[str]:
+    """The SQL texts `module` runs through its DuckDB cursor from now on (the queries still run)."""
+    texts: list[str] = []
+    real = module.cursor
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.cur = real()
+
+        def sql(self, text: str, **kw: Any) -> Any:
+            texts.append(text)
+            return self.cur.sql(text, **kw)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.cur, name)
+    monkeypatch.setattr(module, "cursor", Recorder)
+    return texts
+
+
 def _plain(i: int) -> str:
     return str((i * 37) % 500 + 0.25)
 
@@ -138,24 +157,7 @@ def test_unwrapped_values_the_footers_vouch_for_need_no_check(tmp_path: Path, mo
     and the same answer as the pipeline's."""
     from lokiarrow.exec.metrics import unwrapped
     fast = _clean_store(tmp_path / "f", 8, _plain)
-    sql: list[str] = []
-    real = unwrapped.cursor
-
-    def spy() -> Any:
-        cur = real()
-
-        class Spy:
-            def sql(self, text: str, **kw: Any) -> Any:
-                sql.append(text)
-                return cur.sql(text, **kw)
-
-            def register(self, *a: Any) -> Any:
-                return cur.register(*a)
-
-            def unregister(self, *a: Any) -> Any:
-                return cur.unregister(*a)
-        return Spy()
-    monkeypatch.setattr(unwrapped, "cursor", spy)
+    sql = _record_sql(monkeypatch, unwrapped)
     with_fields = _matrix(fast, query)
     assert sql and not any(s.startswith("SELECT count(*)") or "json_" in s or "map_" in s for s in sql)
     monkeypatch.undo()
@@ -185,18 +187,7 @@ def test_files_whose_footers_promise_settled_rows_skip_the_leftover_scan(
     [chunk] = [snapshot.root.full(c) for c in set(snapshot.index.rows.column("chunk").to_pylist())]
     assert unsettled_rows(footer_value(chunk, SETTLED_KEY), PARSED_JSON, ["level"]) == 0
     assert snapshot.index.metadata_names(snapshot.index.streams.labels, 0, T0 + 1000 * S) == {metadata_name}
-    sql: list[str] = []
-    real = fielded.cursor
-
-    def spy() -> Any:
-        cur = real()
-
-        class Spy:
-            def sql(self, text: str, **kw: Any) -> Any:
-                sql.append(text)
-                return cur.sql(text, **kw)
-        return Spy()
-    monkeypatch.setattr(fielded, "cursor", spy)
+    sql = _record_sql(monkeypatch, fielded)
     query = 'sum by (level) (count_over_time({app=~".+"} | json [1m]))'
     with_fields = _matrix(q, query)
     assert not any(s.startswith("SELECT count(*)") for s in sql)  # no count of leftover rows
