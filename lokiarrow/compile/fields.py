@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lokiarrow.compile.prefilter import metadata_has_sql
 from lokiarrow.logql import ast
 from lokiarrow.store.fields import (
     INEXACT_COLUMN,
@@ -60,9 +61,10 @@ class FieldFilter:
         if self.unshadowed:
             return (f"(CASE WHEN {PARSED_COLUMN} = ? AND NOT {unknown} THEN {self.sql} ELSE {fallback} END)",
                     [self.parsed, list(self.names), *self.params, *fallback_params])
-        shadowed = " OR ".join("coalesce(list_contains(map_keys(metadata), ?), FALSE)" for _ in self.names)
-        return (f"(CASE WHEN {PARSED_COLUMN} = ? AND NOT ({shadowed}) AND NOT {unknown} THEN {self.sql} "
-                f"ELSE {fallback} END)", [self.parsed, *self.names, list(self.names), *self.params, *fallback_params])
+        shadowed, shadowed_params = metadata_has_sql(self.names)
+        return (f"(CASE WHEN {PARSED_COLUMN} = ? AND NOT {shadowed} AND NOT {unknown} THEN {self.sql} "
+                f"ELSE {fallback} END)", [self.parsed, *shadowed_params, list(self.names), *self.params,
+                                          *fallback_params])
 
 
 def field_filter(stages: tuple[ast.Stage, ...], stream_label_names: set[str]) -> FieldFilter | None:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lokiarrow.logql import ast
+from lokiarrow.store.schema import METADATA_SET_COLUMN
 
 _COPYING_PARSERS = (ast.JsonParser, ast.LogfmtParser, ast.RegexpParser, ast.PatternParser)
 
@@ -56,9 +57,25 @@ def _equalities(f: ast.LabelFilter) -> Iterable[Prefilter]:
             yield Prefilter(m.value, m.name)
 
 
+def metadata_has_sql(names: Iterable[str]) -> tuple[str, list[object]]:
+    """True where a row's structured metadata may have any of these names, over the scan's
+    `metadata_set` column (the metadata as DuckDB's to_json writes it: `{"name":"value",...}`,
+    no spaces). A name JSON writes verbatim is looked up as the text `"name":` (a value holding
+    that text only lets more rows through); others by the parsed keys."""
+    parts: list[str] = []
+    params: list[object] = []
+    for name in names:
+        if any(c in name for c in '"\\') or any(ord(c) < 0x20 for c in name):
+            parts.append(f"coalesce(list_contains(json_keys({METADATA_SET_COLUMN}), ?), FALSE)")
+            params.append(name)
+        else:
+            parts.append(f"contains({METADATA_SET_COLUMN}, ?)")
+            params.append(f'"{name}":')
+    return f"({' OR '.join(parts) or 'FALSE'})", params
+
+
 def prefilter_sql(p: Prefilter) -> tuple[str, list[object]]:
-    names = p.metadata_names()
-    meta = " OR ".join("coalesce(list_contains(map_keys(metadata), ?), FALSE)" for _ in names)
+    meta, names = metadata_has_sql(p.metadata_names())
     return f"(contains(line, ?) OR contains(line, '\\') OR {meta})", [p.value, *names]
 
 

@@ -35,15 +35,16 @@ from lokiarrow.compile.filters import line_filters_mask, line_filters_sql
 from lokiarrow.compile.prefilter import Prefilter, prefilter_mask, prefilter_sql
 from lokiarrow.exec import pipeline
 from lokiarrow.exec.duck import cursor
-from lokiarrow.exec.sources import Source, has_columns, read_chunk_rows, slices, sources
+from lokiarrow.exec.sources import Source, has_columns, metadata_maps, read_chunk_rows, slices, sources
 from lokiarrow.logql.ast import LabelFilterStage, LineFilter, Stage
 from lokiarrow.model import Matcher
 from lokiarrow.store.chunks import ROW_GROUP_WINDOW_NS
 from lokiarrow.store.fields import PARSED_COLUMN
+from lokiarrow.store.schema import METADATA_SET_COLUMN
 from lokiarrow.store.tenant import Snapshot
 
 _names = itertools.count()
-_COLUMNS = "stream_id, ts, line, metadata"
+_COLUMNS = f"stream_id, ts, line, {METADATA_SET_COLUMN}"  # metadata as text: see _metadata_set
 _HEAD_SOURCE = "~head{:06d}"  # sorts after every chunk path
 # Up to this many candidate rows, chunk row groups are read directly (footers cached, exact row
 # groups) and handed to DuckDB as Arrow; beyond it, DuckDB's own parallel Parquet scan is faster.
@@ -117,14 +118,19 @@ def _file_bounds(group: list[Source], q: LogQuery) -> dict[str, tuple[int, int]]
     return bounds
 
 
-def _by_bounds(paths: list[str], bounds: dict[str, tuple[int, int]]) -> dict[tuple[int, int], list[str]]:
-    grouped: dict[tuple[int, int], list[str]] = {}
+def _file_groups(paths: list[str], bounds: dict[str, tuple[int, int]], group: list[Source]
+                 ) -> dict[tuple[int, int, bool, bool], list[str]]:
+    """Files read by one scan part: the same [lo, hi), whether they hold wanted streams only (no
+    stream test then), whether they hold the `metadata_set` column."""
+    pure = {s.path for s in group if s.pure}
+    grouped: dict[tuple[int, int, bool, bool], list[str]] = {}
     for path in paths:
-        grouped.setdefault(bounds[path], []).append(path)
+        key = (*bounds[path], path in pure, has_columns(path, (METADATA_SET_COLUMN,)))
+        grouped.setdefault(key, []).append(path)
     return grouped
 
 
-def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, stats: ScanStats,
+def _scan(group: list[Source], ids: list[int], q: LogQuery, stats: ScanStats,
           limit: int | None) -> pa.Table:
     """One query over a group of sources: line-filtered, ordered, and limited unless `limit` is None.
 
@@ -163,15 +169,16 @@ def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, 
             all(f.op in ("|=", "!=") and not f.ip for f in q.filters):
         stats.chunks += len(files)
         stats.lines += sum(s.rows for s in group)
-        return _scan_polars(_by_bounds(files, bounds), ids, every_stream, q, limit)
-    in_sql, in_params = ("TRUE", []) if every_stream else _in_list(ids)
+        return _scan_polars(_file_groups(files, bounds, group), ids, q, limit)
+    in_sql, in_params = _in_list(ids)
     with_fields = [f for f in files if wanted and has_columns(f, wanted)]
     for paths, (where, where_params) in ((with_fields, fielded), ([f for f in files if f not in with_fields], plain)):
-        for (lo, hi), same in _by_bounds(paths, bounds).items():
-            parts.append(f"SELECT {_COLUMNS}, filename AS src, file_row_number AS rn "
-                         f"FROM read_parquet(?, filename = true, file_row_number = true) "
-                         f"WHERE {in_sql} AND ts >= ? AND ts < ? AND {where}")
-            params += [same, *in_params, lo, hi, *where_params]
+        for (lo, hi, pure, sets), same in _file_groups(paths, bounds, group).items():
+            streams_sql, streams_params = ("TRUE", []) if pure else (in_sql, in_params)
+            parts.append(f"SELECT {_COLUMNS}, filename AS src, rn FROM (SELECT *, file_row_number AS rn"
+                         f"{_metadata_set(sets)} FROM read_parquet(?, filename = true, file_row_number = true)) "
+                         f"WHERE {streams_sql} AND ts >= ? AND ts < ? AND {where}")
+            params += [same, *streams_params, lo, hi, *where_params]
     for src, table in tables:
         if table.num_rows == 0:
             continue
@@ -179,7 +186,8 @@ def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, 
         cur.register(name, table)
         registered.append(name)
         where, where_params = fielded if wanted and PARSED_COLUMN in table.column_names else plain
-        parts.append(f"SELECT {_COLUMNS}, ? AS src, rn FROM {name} WHERE {where}")
+        parts.append(f"SELECT {_COLUMNS}, ? AS src, rn FROM (SELECT *{_metadata_set(False)} FROM {name}) "
+                     f"WHERE {where}")
         params += [src, *where_params]
     stats.chunks += len(bounds)
     stats.lines += sum(s.rows for s in group)
@@ -193,13 +201,20 @@ def _scan(group: list[Source], ids: list[int], every_stream: bool, q: LogQuery, 
         sql += " LIMIT ?"
         params.append(limit)
     try:
-        return cur.sql(sql, params=params).to_arrow_table()
+        found = cur.sql(sql, params=params).to_arrow_table()
     finally:
         for name in registered:
             cur.unregister(name)
+    return found.set_column(3, "metadata", metadata_maps(found.column(3)))
 
 
-def _scan_polars(files: dict[tuple[int, int], list[str]], ids: list[int], every_stream: bool, q: LogQuery,
+def _metadata_set(stored: bool) -> str:
+    """The scan reads each row's metadata as JSON text (`metadata_set`): files written with the
+    column hold it (reading the map is several times slower); for others it is made from the map."""
+    return "" if stored else f", coalesce(to_json(metadata)::VARCHAR, '{{}}') AS {METADATA_SET_COLUMN}"
+
+
+def _scan_polars(files: dict[tuple[int, int, bool, bool], list[str]], ids: list[int], q: LogQuery,
                  limit: int | None) -> pa.Table:
     """Substring filters over many files (by the time range to read in each): Polars' scan
     measures faster than DuckDB's here.
@@ -208,10 +223,10 @@ def _scan_polars(files: dict[tuple[int, int], list[str]], ids: list[int], every_
     the file name, ties order exactly as on the DuckDB path.
     """
     scans = []
-    for (lo, hi), paths in files.items():
+    for (lo, hi, pure, _), paths in files.items():
         frame = pl.scan_parquet(paths, row_index_name="rn", include_file_paths="src", extra_columns="ignore")
         predicate = (pl.col("ts") >= lo) & (pl.col("ts") < hi)
-        if not every_stream:
+        if not pure:
             predicate &= pl.col("stream_id").is_in(ids)
         for f in q.filters:
             hits = pl.any_horizontal([pl.col("line").str.contains(v, literal=True) for v in f.values])
@@ -262,7 +277,7 @@ def _merge(best: pa.Table | None, new: pa.Table, q: LogQuery, force: bool = Fals
     return merged.slice(0, q.limit if limit == -1 else limit)
 
 
-def _run_pipeline(snapshot: Snapshot, group: list[Source], ids: list[int], every_stream: bool, q: LogQuery,
+def _run_pipeline(snapshot: Snapshot, group: list[Source], ids: list[int], q: LogQuery,
                   stats: ScanStats, limit: int | None) -> tuple[pa.Table, int]:
     """The group's rows through the pipeline, and how many rows the scan gave.
 
@@ -270,7 +285,7 @@ def _run_pipeline(snapshot: Snapshot, group: list[Source], ids: list[int], every
     stops once `q.limit` rows came out: the rest could only rank after those. A prefix never ends
     inside a run of equal timestamps (entries the pipeline makes identical are kept once).
     """
-    candidates = _scan(group, ids, every_stream, q, stats, limit)
+    candidates = _scan(group, ids, q, stats, limit)
     n = candidates.num_rows
     stamps = candidates.column("ts").to_numpy()
     labels_of = snapshot.index.streams.labels
@@ -316,7 +331,6 @@ def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: Sc
     result then carries a `labels` column (each entry's final label set).
     """
     ids = sorted(stream_ids)
-    every_stream = len(ids) == len(snapshot.index.streams.labels)
     q = _unshadowed(snapshot, ids, q)
     found = [part for s in sources(snapshot, ids, q.start, q.end) for part in slices(s, ROW_GROUP_WINDOW_NS)]
     if not found or q.limit <= 0:
@@ -344,11 +358,11 @@ def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: Sc
             # a pipeline that drops no rows needs only the group's first `limit` rows, unless it
             # made some of them identical (kept once): then the group is run whole
             first = q.limit if keeps_rows else None
-            result, read = _run_pipeline(snapshot, group, ids, every_stream, scan_q, stats, first)
+            result, read = _run_pipeline(snapshot, group, ids, scan_q, stats, first)
             if first is not None and result.num_rows < read == first:
-                result, _ = _run_pipeline(snapshot, group, ids, every_stream, scan_q, stats, None)
+                result, _ = _run_pipeline(snapshot, group, ids, scan_q, stats, None)
         else:
-            result = _scan(group, ids, every_stream, scan_q, stats, q.limit)
+            result = _scan(group, ids, scan_q, stats, q.limit)
         best = _merge(best, result, q, force=True)
         scanned += size
         hits += result.num_rows
@@ -371,15 +385,14 @@ def select_batches(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats:
     about `max_rows` rows, so memory stays bounded. Sources are read oldest first."""
     ids = sorted(stream_ids)
     found = sorted(sources(snapshot, ids, q.start, q.end), key=lambda s: (s.min_ts, s.max_ts))
-    every_stream = len(ids) == len(snapshot.index.streams.labels)
     forward = replace(_unshadowed(snapshot, ids, q), backward=False)
     group: list[Source] = []
     size = 0
     for source in found:
         if group and size + source.rows > max_rows:
-            yield _scan(group, ids, every_stream, forward, stats, None)
+            yield _scan(group, ids, forward, stats, None)
             group, size = [], 0
         group.append(source)
         size += source.rows
     if group:
-        yield _scan(group, ids, every_stream, forward, stats, None)
+        yield _scan(group, ids, forward, stats, None)

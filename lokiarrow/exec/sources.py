@@ -8,6 +8,7 @@ time range with Arrow compute, so DuckDB only sees rows that can match.
 from __future__ import annotations
 
 import bisect
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Collection
@@ -18,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lokiarrow.store.schema import METADATA_TYPE
 from lokiarrow.store.tenant import Snapshot
 
 
@@ -31,6 +33,7 @@ class Source:
     head_rank: int = 0               # heads: older heads (being flushed) rank lower
     lo: int | None = None            # a slice of the file: only rows with lo <= ts < hi
     hi: int | None = None
+    pure: bool = False               # a file holding wanted streams only: no stream test needed
 
 
 def slices(source: Source, window_ns: int) -> list[Source]:
@@ -45,8 +48,18 @@ def slices(source: Source, window_ns: int) -> list[Source]:
     for w in range(first, last + 1):
         lo, hi = max(source.min_ts, w * window_ns), min(source.max_ts + 1, (w + 1) * window_ns)
         rows = max(1, round(source.rows * (hi - lo) / span))
-        out.append(Source(lo, hi - 1, rows, path=source.path, lo=w * window_ns, hi=(w + 1) * window_ns))
+        out.append(Source(lo, hi - 1, rows, path=source.path, lo=w * window_ns, hi=(w + 1) * window_ns,
+                          pure=source.pure))
     return out
+
+
+def metadata_maps(texts: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Structured metadata as a map column, from its JSON text (`metadata_set`): each distinct
+    set parsed once."""
+    encoded = pc.dictionary_encode(texts).combine_chunks() if isinstance(texts, pa.ChunkedArray) \
+        else pc.dictionary_encode(texts)
+    distinct = [list(json.loads(t).items()) if t else [] for t in encoded.dictionary.to_pylist()]
+    return pa.array(distinct, METADATA_TYPE).take(encoded.indices)
 
 
 def head_rows(snapshot: Snapshot, stream_ids: Collection[int], start: int, end: int
@@ -78,7 +91,7 @@ def head_rows(snapshot: Snapshot, stream_ids: Collection[int], start: int, end: 
 
 def sources(snapshot: Snapshot, stream_ids: Collection[int], start: int, end: int) -> list[Source]:
     """Every source holding the given streams within [start, end)."""
-    found = [Source(ref.min_ts, ref.max_ts, ref.rows, path=snapshot.root.full(ref.path))
+    found = [Source(ref.min_ts, ref.max_ts, ref.rows, path=snapshot.root.full(ref.path), pure=ref.pure)
              for ref in snapshot.index.chunks(stream_ids, start, end)]
     for rank, table in head_rows(snapshot, stream_ids, start, end):
         lo, hi = pc.min_max(table.column("ts")).values()

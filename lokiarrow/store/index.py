@@ -37,6 +37,7 @@ class ChunkRef:
     min_ts: int
     max_ts: int
     rows: int
+    pure: bool = False   # every stream the file holds within [start, end) is a wanted one
 
 
 class Streams:
@@ -84,15 +85,23 @@ def _with_metadata(rows: pa.Table) -> pa.Table:
     return rows.append_column("metadata", pa.nulls(rows.num_rows, pa.string()))
 
 
+# The index rows as held in memory: labels live in `Streams`; file names and metadata sets repeat
+# across rows, so they are dictionary-encoded and filtering copies small integers, not paths.
+HELD = pa.schema([INDEX.field(name) if name not in ("chunk", "metadata") else
+                  pa.field(name, pa.dictionary(pa.int32(), pa.string()), INDEX.field(name).nullable)
+                  for name in INDEX.names if name != "labels"])
+
+
 class Index:
     def __init__(self) -> None:
-        self.rows: pa.Table = INDEX.empty_table()
+        self.rows: pa.Table = HELD.empty_table()
         self.streams = Streams()
 
     def add_rows(self, rows: pa.Table) -> None:
         for sid, text in zip(rows.column("stream_id").to_pylist(), rows.column("labels").to_pylist(), strict=True):
             self.streams.add(sid, text)
-        self.rows = pa.concat_tables([self.rows, rows.select(INDEX.names).cast(INDEX)]).combine_chunks()
+        held = rows.select(INDEX.names).cast(INDEX).drop_columns("labels").cast(HELD)
+        self.rows = pa.concat_tables([self.rows, held]).combine_chunks()
 
     def load(self, root: Root, tenant: str) -> None:
         files = root.glob(f"{tenant}/index/day=*/*.parquet")
@@ -106,16 +115,21 @@ class Index:
         if stream_ids is not None:
             wanted = pa.array(list(stream_ids), pa.int64())
             mask = pc.and_(mask, pc.is_in(rows.column("stream_id"), value_set=wanted))
+        if pc.all(mask).as_py() is not False:  # every row (or none held): no copy
+            return rows
         return rows.filter(mask)
 
     def chunks(self, stream_ids: Iterable[int], start: int, end: int) -> list[ChunkRef]:
         """The chunk files holding any of the streams within [start, end), newest data first."""
-        hits = self.rows_in(stream_ids, start, end)
+        in_range = self.rows_in(None, start, end)
+        wanted = pc.is_in(in_range.column("stream_id"), value_set=pa.array(list(stream_ids), pa.int64()))
+        hits = in_range.filter(wanted)
         if hits.num_rows == 0:
             return []
+        mixed = set(pc.unique(in_range.column("chunk").filter(pc.invert(wanted))).to_pylist())
         grouped = hits.group_by("chunk", use_threads=False).aggregate(
             [("min_ts", "min"), ("max_ts", "max"), ("rows", "sum")])
-        refs = [ChunkRef(p, lo, hi, n) for p, lo, hi, n in zip(
+        refs = [ChunkRef(p, lo, hi, n, p not in mixed) for p, lo, hi, n in zip(
             *(grouped.column(c).to_pylist() for c in ("chunk", "min_ts_min", "max_ts_max", "rows_sum")),
             strict=True)]
         return sorted(refs, key=lambda r: (r.max_ts, r.min_ts), reverse=True)

@@ -187,4 +187,4 @@ def test_the_metadata_check_is_left_out_where_the_index_rules_it_out(stores: dic
         q = LogQuery(expr.matchers, (), 0, 10 * HOUR, 10, True, rest, (), field_filter(rest, {"app"}))
         fields = logs._unshadowed(snapshot, ids, q).fields
         assert fields is not None
-        assert ("map_keys" in fields.row_sql("TRUE", [])[0]) == checked
+        assert ("metadata_set" in fields.row_sql("TRUE", [])[0]) == checked

@@ -7,14 +7,17 @@ from __future__ import annotations
 import pytest
 import re2
 
+from lokiarrow.compile.fields import field_filter
+from lokiarrow.compile.prefilter import prefilters
 from lokiarrow.config import Ingester
-from lokiarrow.exec import logs
+from lokiarrow.exec import logs, pipeline
 from lokiarrow.exec.logs import LogQuery, ScanStats, select_logs
 from lokiarrow.logql.ast import LineFilter, LogExpr
 from lokiarrow.logql.parser import parse_expr
 from lokiarrow.model import labels_string, stream_id
 from lokiarrow.store.chunks import ROW_GROUP_WINDOW_NS
 from lokiarrow.store.fs import Root
+from lokiarrow.store.schema import METADATA_SET_COLUMN
 from lokiarrow.store.tenant import TenantStore
 from tests.store.helpers import entries
 
@@ -31,18 +34,19 @@ PUSHED: list[tuple[dict[str, str], int, str]] = []  # every row of the store, in
 def store(tmp_path_factory: pytest.TempPathFactory) -> TenantStore:
     """Four flushes plus a head, each over a whole hour (so every file has rows in all six
     windows of its hour), with equal timestamps across streams and within one; the fifth flush
-    overlaps the first hour."""
+    overlaps the first hour; the last holds app "c" alone, so files of apps a and b hold only
+    streams `{app=~"a|b"}` wants (no stream test) while `{app="a"}` must test them."""
     tenant = TenantStore(Root(str(tmp_path_factory.mktemp("logs"))), "t", Ingester())
     PUSHED.clear()
-    for flush in range(6):
+    for flush in range(7):
         rows = []
         for i in range(300):
-            app = "ab"[i % 2]
+            app = "c" if flush == 6 else "ab"[i % 2]
             ts = (flush % 5) * HOUR + (i // 3) * STEP + (flush // 5) * 7 * 10**9
             rows.append(({"app": app, "pod": f"p{i % 3}"}, ts, f"l{i % 10} {'err' if i % 4 == 0 else 'ok'} {i}"))
         tenant.push(entries(rows))
         PUSHED.extend(rows)
-        if flush < 4 or flush == 5:
+        if flush != 4:
             tenant.flush()
     return tenant
 
@@ -157,3 +161,52 @@ def test_a_limited_pipeline_answer_is_the_head_of_the_full_one(store: TenantStor
     assert len(whole) > 60
     for limit in (1, 5, 37, 60):
         assert answer(limit) == whole[:limit]
+
+
+def test_files_that_hold_only_wanted_streams_are_read_without_a_stream_test(store: TenantStore) -> None:
+    snapshot = store.snapshot()
+    both = snapshot.index.streams.match(parse_expr('{app=~"a|b"}').matchers)  # type: ignore[attr-defined]
+    one = snapshot.index.streams.match(parse_expr('{app="a"}').matchers)  # type: ignore[attr-defined]
+    assert {ref.pure for ref in snapshot.index.chunks(both, 0, 10 * HOUR)} == {True}
+    assert {ref.pure for ref in snapshot.index.chunks(one, 0, 10 * HOUR)} == {False}
+    # app c's file, hour 1 only: a span that misses the other files' rows of other streams is pure
+    c = snapshot.index.streams.match(parse_expr('{app="c"}').matchers)  # type: ignore[attr-defined]
+    assert [ref.pure for ref in snapshot.index.chunks(c, 0, 10 * HOUR)] == [True]
+
+
+@pytest.mark.parametrize("query", ['{app=~".+"} | json | level="error"', '{app="a"} | json | level="error"',
+                                   '{app=~".+"} | json | status="5"', '{app=~".+"}'])
+def test_files_without_metadata_sets_answer_alike(tmp_path_factory: pytest.TempPathFactory,
+                                                  monkeypatch: pytest.MonkeyPatch, query: str) -> None:
+    """Scans read each row's structured metadata as the file's `metadata_set` text; files written
+    before that column read the map. Metadata named like a parsed field shadows it, and names
+    JSON writes with escapes are found too."""
+    tenant = TenantStore(Root(str(tmp_path_factory.mktemp("sets"))), "t", Ingester())
+    rows, metadata = [], []
+    kinds: list[dict[str, str] | None] = [None, {"level": "error"}, {"level": "info", "a\"b": "1"},
+                                          {"trace": "t1"}, {"q\\": "x", "level": "error"}]
+    for i in range(400):
+        rows.append(({"app": "ab"[i % 2]}, i * 10**9, f'{{"level":"{("error", "info")[i % 3 == 0]}","status":"{i % 7}"}}'))
+        metadata.append(kinds[i % 5])
+    tenant.push(entries(rows[:200], metadata[:200]))
+    tenant.flush()
+    tenant.push(entries(rows[200:], metadata[200:]))
+    tenant.flush()
+    expr = parse_expr(query)
+    assert isinstance(expr, LogExpr)
+    filters, rest = pipeline.split(expr.stages)
+    snapshot = tenant.snapshot()
+    names = {"app"}
+    q = LogQuery(expr.matchers, filters, 0, 10**12, 1000, True, rest, prefilters(rest, names), field_filter(rest, names))
+    monkeypatch.setattr(logs, "DIRECT_READ_FILES", 0)
+    answers = []
+    real = logs.has_columns
+    for keep in (lambda path: True, lambda path: False):
+        monkeypatch.setattr(logs, "has_columns", lambda path, cols, keep=keep: keep(path) and real(path, cols) if
+                            METADATA_SET_COLUMN in cols else real(path, cols))
+        got = select_logs(snapshot, snapshot.index.streams.match(expr.matchers), q, ScanStats())
+        labels = got.column("labels").to_pylist() if "labels" in got.column_names else got.column("metadata").to_pylist()
+        answers.append(list(zip(got.column("ts").to_pylist(), [sorted(m or []) for m in labels], strict=True)))
+    assert answers[0] == answers[1]
+    assert len(answers[0]) > 50
+    assert any(("q\\", "x") in m or ("a\"b", "1") in m for _, m in answers[0])  # names JSON escapes

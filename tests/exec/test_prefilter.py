@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from lokiarrow.compile.prefilter import Prefilter, prefilters
+from lokiarrow.compile.prefilter import Prefilter, metadata_has_sql, prefilters
 from lokiarrow.config import Ingester
 from lokiarrow.exec import logs, pipeline
 from lokiarrow.exec.logs import LogQuery, ScanStats, select_logs
 from lokiarrow.logql.ast import LogExpr
 from lokiarrow.logql.parser import parse_expr
 from lokiarrow.store.fs import Root
+from lokiarrow.store.schema import METADATA_SET_COLUMN, METADATA_TYPE
 from lokiarrow.store.tenant import TenantStore
 from tests.store.helpers import entries
 
@@ -58,3 +62,23 @@ def test_selective_pipeline_parses_only_candidate_lines(tmp_path: Path, monkeypa
     assert result.num_rows == 21
     assert isinstance(result.column("labels"), pa.ChunkedArray)
     assert sum(seen) == 21   # 20 plain matches + the escaped one; 1980 info lines never left the scan
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=4), st.text(min_size=1, max_size=6),
+       st.booleans())
+def test_the_metadata_name_test_finds_every_name_the_row_has(metadata: dict[str, str], name: str, use_key: bool
+                                                              ) -> None:
+    """Over the `metadata_set` text as DuckDB writes it, the test is true wherever the row's metadata
+    has the name (it may be true elsewhere too: the pipeline decides), escaped names included."""
+    if use_key and metadata:
+        name = next(iter(metadata))
+    con = duckdb.connect()
+    con.register("t", pa.table({"metadata": pa.array([list(metadata.items())], METADATA_TYPE)}))
+    sql, params = metadata_has_sql([name])
+    hit = con.sql(f"SELECT {sql} FROM (SELECT coalesce(to_json(metadata)::VARCHAR, '{{}}') AS {METADATA_SET_COLUMN} "
+                  "FROM t)", params=params).fetchall()[0][0]
+    if name in metadata:
+        assert hit is True
+    elif not any(name in text for text in (*metadata, *metadata.values())):
+        assert hit is False

@@ -53,7 +53,7 @@ def whole_rows(snapshot: Snapshot, ids: list[int] | None, rng: ast.LogRange, ste
     untouched = touch_lo > touch_hi
     whole = untouched | ((touch_lo == hold_lo) & (touch_hi == hold_hi))
     whole &= rows.column("metadata").is_valid().to_numpy(zero_copy_only=False)
-    chunks = rows.column("chunk")
+    chunks = rows.column("chunk").cast(pa.string())
     partial = pc.unique(chunks.filter(pa.array(~whole)))
     answered = set(pc.unique(chunks).to_pylist()) - set(partial.to_pylist())
     keep = pc.invert(pc.is_in(chunks, value_set=partial)).to_numpy(zero_copy_only=False) & ~untouched
@@ -63,7 +63,7 @@ def whole_rows(snapshot: Snapshot, ids: list[int] | None, rng: ast.LogRange, ste
     offsets = np.arange(len(which)) - np.repeat(np.cumsum(spans) - spans, spans)
     counts = pa.table({
         "stream_id": kept.column("stream_id").take(which),
-        "mk": kept.column("metadata").take(which),
+        "mk": kept.column("metadata").take(which).cast(pa.string()),
         "step": pa.array(hold_lo[keep][which] + offsets, pa.int64()),
         "rows": kept.column("rows").take(which),
         "bytes": kept.column("bytes").take(which),
