@@ -35,7 +35,15 @@ from lokiarrow.compile.filters import line_filters_mask, line_filters_sql
 from lokiarrow.compile.prefilter import Prefilter, prefilter_mask, prefilter_sql
 from lokiarrow.exec import pipeline
 from lokiarrow.exec.duck import cursor
-from lokiarrow.exec.sources import Source, has_columns, metadata_maps, read_chunk_rows, slices, sources
+from lokiarrow.exec.sources import (
+    Source,
+    has_columns,
+    metadata_maps,
+    pure_paths,
+    read_chunk_rows,
+    slices,
+    sources,
+)
 from lokiarrow.logql.ast import LabelFilterStage, LineFilter, Stage
 from lokiarrow.model import Matcher
 from lokiarrow.store.chunks import ROW_GROUP_WINDOW_NS
@@ -122,7 +130,7 @@ def _file_groups(paths: list[str], bounds: dict[str, tuple[int, int]], group: li
                  ) -> dict[tuple[int, int, bool, bool], list[str]]:
     """Files read by one scan part: the same [lo, hi), whether they hold wanted streams only (no
     stream test then), whether they hold the `metadata_set` column."""
-    pure = {s.path for s in group if s.pure}
+    pure = pure_paths(group)
     grouped: dict[tuple[int, int, bool, bool], list[str]] = {}
     for path in paths:
         key = (*bounds[path], path in pure, has_columns(path, (METADATA_SET_COLUMN,)))

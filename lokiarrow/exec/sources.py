@@ -36,6 +36,11 @@ class Source:
     pure: bool = False               # a file holding wanted streams only: no stream test needed
 
 
+def pure_paths(found: list[Source]) -> set[str]:
+    """The chunk files among `found` that hold wanted streams only: scans read them without a stream test."""
+    return {s.path for s in found if s.pure and s.path is not None}
+
+
 def slices(source: Source, window_ns: int) -> list[Source]:
     """A chunk file source cut at the windows its row groups never cross (store/chunks.py), newest
     last; rows are estimated from the share of the file's span each slice covers. Reading one

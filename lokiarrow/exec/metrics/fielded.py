@@ -49,7 +49,7 @@ from lokiarrow.exec.metrics.windows_sql import (
     steps_sql,
     window_params,
 )
-from lokiarrow.exec.sources import footer_value, has_columns, sources
+from lokiarrow.exec.sources import footer_value, has_columns, pure_paths, sources
 from lokiarrow.logql import ast
 from lokiarrow.store.fields import (
     INEXACT_COLUMN,
@@ -95,13 +95,14 @@ def sum_by_fields(node: ast.VectorAggregation, snapshot: Snapshot, steps: np.nda
     if not found or any(s.path is not None and not has_columns(s.path, columns) for s in found):
         return None
     files = [s.path for s in found if s.path is not None]
+    pure = pure_paths(found)
     heads = [s.table for s in found if s.table is not None]
     stats.chunks += len(files)
     stats.lines += sum(s.rows for s in found)
     parts = []
     leftovers: list[pa.Table] = []
     if files:
-        scan, named = chunk_scan(files, ids, lo, hi, filters)
+        scan, named = chunk_scan(files, pure, ids, lo, hi, filters)
         named.update(kind=parsed, needed=list(from_fields))
         metadata = snapshot.index.metadata_names(ids, lo, hi)
         parts.append(_exact_rows(inner, scan, named, steps, step_ns, snapshot, from_streams, from_fields, metadata))
@@ -110,12 +111,12 @@ def sum_by_fields(node: ast.VectorAggregation, snapshot: Snapshot, steps: np.nda
         unsure = [f for f in files if unsettled_rows(footer_value(f, SETTLED_KEY), parsed, from_fields) != 0]
         unsettled = 0
         if unsure:
-            counted, count_params = chunk_scan(unsure, ids, lo, hi, ())
+            counted, count_params = chunk_scan(unsure, pure, ids, lo, hi, ())
             [(unsettled,)] = cursor().sql(f"SELECT count(*) {counted} AND NOT ({SETTLED})",
                                           params={**count_params, "kind": parsed,
                                                   "needed": list(from_fields)}).fetchall()
         if unsettled:
-            scan_unsure, named_unsure = chunk_scan(unsure, ids, lo, hi, filters)
+            scan_unsure, named_unsure = chunk_scan(unsure, pure, ids, lo, hi, filters)
             named_unsure.update(kind=parsed, needed=list(from_fields))
             leftovers.append(cursor().sql(f"SELECT stream_id, ts, line, metadata {scan_unsure} AND NOT ({SETTLED})",
                                           params=named_unsure).to_arrow_table())

@@ -40,7 +40,7 @@ from lokiarrow.exec.metrics.windows_sql import (
     steps_sql,
     window_params,
 )
-from lokiarrow.exec.sources import Source, has_columns, sources
+from lokiarrow.exec.sources import Source, has_columns, pure_paths, sources
 from lokiarrow.logql import ast
 from lokiarrow.model import go_quote
 from lokiarrow.store.schema import METADATA_SET_COLUMN
@@ -103,7 +103,7 @@ def _in_sql(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, s
         indexed = whole_rows(snapshot, None if every_stream else ids, rng, steps, step_ns)
         found = [s for s in found if s.path not in indexed.answered]
         stats.chunks += len(indexed.answered)
-    table = _scanned(node, found, ids, every_stream, filters, steps, step_ns, stats) if found else None
+    table = _scanned(node, found, ids, filters, steps, step_ns, stats) if found else None
     if indexed is not None and indexed.counts.num_rows:
         table = _with_index_counts(node, table, indexed.counts)
     if table is None:
@@ -125,7 +125,7 @@ def _with_index_counts(node: ast.RangeAggregation, scanned: pa.Table | None, cou
         .rename_columns(["stream_id", "mk", "step", "v"])
 
 
-def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int], every_stream: bool,
+def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int],
              filters: tuple[ast.LineFilter, ...], steps: np.ndarray, step_ns: int, stats: ScanStats) -> pa.Table:
     rng = node.range
     lo, hi = covered(rng, steps)
@@ -134,16 +134,20 @@ def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int], ev
     parts: list[str] = []
     registered: list[str] = []
     files = [s.path for s in found if s.path is not None]
+    pure = pure_paths(found)
     size = "strlen(line)" if node.op.startswith("bytes") else "0"  # counts need no line
     as_json = "coalesce(to_json(metadata)::VARCHAR, '{}')"
-    in_sql = "TRUE" if every_stream else "stream_id = ANY($ids)"
-    # files that hold each row's metadata set as text are grouped by it, the others by the map
-    by_key = {"sets": [f for f in files if has_columns(f, (METADATA_SET_COLUMN,))]}
-    by_key["maps"] = [f for f in files if f not in by_key["sets"]]
-    for key, mk in (("sets", METADATA_SET_COLUMN), ("maps", as_json)):
-        if by_key[key]:
-            parts.append(f"SELECT stream_id, ts, {mk} AS mk, {size} AS v FROM read_parquet(${key}) "
-                         f"WHERE {in_sql} AND ts >= $lo AND ts < $hi AND {where}")
+    # files that hold each row's metadata set as text are grouped by it, the others by the map;
+    # files holding wanted streams only are read without the stream test
+    by_key: dict[str, list[str]] = {}
+    for f in files:
+        stored = has_columns(f, (METADATA_SET_COLUMN,))
+        by_key.setdefault(f"{'pure' if f in pure else 'mixed'}_{'sets' if stored else 'maps'}", []).append(f)
+    for key in by_key:
+        mk = METADATA_SET_COLUMN if key.endswith("sets") else as_json
+        in_sql = "TRUE" if key.startswith("pure") else "stream_id = ANY($ids)"
+        parts.append(f"SELECT stream_id, ts, {mk} AS mk, {size} AS v FROM read_parquet(${key}) "
+                     f"WHERE {in_sql} AND ts >= $lo AND ts < $hi AND {where}")
     for s in found:
         if s.table is not None:
             name = f"head_rows_{id(s.table)}"
@@ -163,8 +167,8 @@ def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int], ev
         GROUP BY stream_id, mk, step
     """
     if files:
-        named.update(lo=lo, hi=hi, **{key: paths for key, paths in by_key.items() if paths})
-        if not every_stream:
+        named.update(lo=lo, hi=hi, **by_key)
+        if any(key.startswith("mixed") for key in by_key):
             named["ids"] = ids
     if "$seconds" in agg:
         named["seconds"] = rng.range_ns / 1e9

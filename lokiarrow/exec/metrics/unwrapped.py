@@ -41,7 +41,7 @@ from lokiarrow.exec.metrics.windows_sql import (
     steps_sql,
     window_params,
 )
-from lokiarrow.exec.sources import footer_value, has_columns, sources
+from lokiarrow.exec.sources import footer_value, has_columns, pure_paths, sources
 from lokiarrow.logql import ast
 from lokiarrow.store.fields import (
     INEXACT_COLUMN,
@@ -90,7 +90,7 @@ def unwrapped_by_fields(node: ast.RangeAggregation, snapshot: Snapshot, steps: n
     if not found or any(s.path is None or not has_columns(s.path, columns) for s in found):
         return None
     files = [s.path for s in found if s.path is not None]
-    scan, params = chunk_scan(files, ids, lo, hi, filters)
+    scan, params = chunk_scan(files, pure_paths(found), ids, lo, hi, filters)
     params.update(kind=parsed, unwrapped=unwrap.label, plain=PLAIN_DECIMAL, needed=list(from_fields),
                   path=f'$."{unwrap.label}"')
     column = f'"{field_column(unwrap.label)}"'

@@ -9,6 +9,8 @@ Values reach DuckDB as named parameters only.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 
 from lokiarrow.compile.filters import line_filters_sql
@@ -57,15 +59,24 @@ def numbered_to_named(sql: str, names: list[str]) -> str:
     return "".join(out)
 
 
-def chunk_scan(files: list[str], ids: list[int], lo: int, hi: int, filters: tuple[ast.LineFilter, ...]
-               ) -> tuple[str, dict[str, object]]:
-    """`FROM … WHERE …` over the chunk files: the streams, [lo, hi), the line filters."""
+def chunk_scan(files: list[str], pure: Collection[str], ids: list[int], lo: int, hi: int,
+               filters: tuple[ast.LineFilter, ...]) -> tuple[str, dict[str, object]]:
+    """`FROM … WHERE …` over the chunk files: the streams, [lo, hi), the line filters. Files in
+    `pure` hold wanted streams only and are read without the stream test (it costs more than
+    the rest of a count's scan)."""
     where, where_params = line_filters_sql(filters)
     names = [f"f{i}" for i in range(len(where_params))]
-    params: dict[str, object] = {"files": files, "lo": lo, "hi": hi, "ids": ids}
+    params: dict[str, object] = {"lo": lo, "hi": hi}
     params.update(zip(names, where_params, strict=True))
-    sql = numbered_to_named(f"FROM read_parquet($files) WHERE stream_id = ANY($ids) AND ts >= $lo AND ts < $hi "
-                            f"AND {where}", names)
+    reads = []
+    if clean := [f for f in files if f in pure]:
+        reads.append("SELECT * FROM read_parquet($clean)")
+        params["clean"] = clean
+    if mixed := [f for f in files if f not in pure]:
+        reads.append("SELECT * FROM read_parquet($files) WHERE stream_id = ANY($ids)")
+        params.update(files=mixed, ids=ids)
+    sql = numbered_to_named(f"FROM ({' UNION ALL BY NAME '.join(reads)}) WHERE ts >= $lo AND ts < $hi AND {where}",
+                            names)
     return sql, params
 
 

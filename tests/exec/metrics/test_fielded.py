@@ -194,3 +194,43 @@ def test_files_whose_footers_promise_settled_rows_skip_the_leftover_scan(
     assert any("map_extract" in s for s in sql) == (metadata_name == "level")
     monkeypatch.undo()
     assert with_fields == _matrix(_json_store(tmp_path / "p", 0, metadata_name), query)
+
+
+def _two_file_store(path: Path, flush: bool) -> Querier:
+    """Two hours of JSON lines: the first hour's file also holds app c, the second's only a and b;
+    without `flush`, everything stays in the head."""
+    store = Store(str(path), Ingester(field_columns=8))
+    tenant = store.tenant("t")
+    for hour, apps in ((0, "abc"), (1, "ab")):
+        rows = [({"app": apps[i % len(apps)]}, T0 + hour * 600 * S + i * S,
+                 f'{{"level":"{LEVELS[i % 3]}","latency_ms":{_plain(i)},"msg":"m{i}"}}') for i in range(300)]
+        tenant.push(entries(rows))
+        if flush:
+            tenant.flush()
+    return Querier(store, Limits())
+
+
+@pytest.mark.parametrize("query", [
+    'sum by (level) (count_over_time({app=~"a|b"} | json [1m]))',
+    'sum by (app) (count_over_time({app=~"a|b"} |= "m1" [1m]))',
+    'max_over_time({app=~"a|b"} | json | unwrap latency_ms [2m]) by (level)',
+    'sum by (app) (count_over_time({app=~"a|b"} | json | level="info" [1m]))',
+])
+def test_files_with_only_wanted_streams_and_mixed_ones_scan_alike(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   query: str) -> None:
+    """The second file holds wanted streams only (read without a stream test), the first also
+    app c (tested): one scan reads both, with the answer the head gives."""
+    from lokiarrow.exec import logs
+    from lokiarrow.exec.metrics import ranges, unwrapped
+    q = _two_file_store(tmp_path / "f", True)
+    snapshot = q.store.tenant("t").snapshot()
+    wanted = snapshot.index.streams.match(parse_expr('{app=~"a|b"}').matchers)  # type: ignore[attr-defined]
+    assert sorted(ref.pure for ref in snapshot.index.chunks(wanted, 0, T0 + 1200 * S)) == [False, True]
+    recorded = [_record_sql(monkeypatch, module) for module in (fielded, unwrapped, ranges, logs)]
+    monkeypatch.setattr(logs, "DIRECT_READ_FILES", 0)  # pipelines read through DuckDB too
+    got = {key: [(t, pytest.approx(v, rel=1e-9)) for t, v in points]
+           for key, points in _matrix(q, query).items()}
+    assert any(("stream_id = ANY" in s or "stream_id IN (" in s) for texts in recorded for s in texts)  # the mixed file
+    monkeypatch.undo()
+    assert got == _matrix(_two_file_store(tmp_path / "h", False), query)
+    assert got
