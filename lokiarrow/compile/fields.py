@@ -54,6 +54,11 @@ class FieldFilter:
     def columns(self) -> tuple[str, ...]:
         return (PARSED_COLUMN, INEXACT_COLUMN, *(field_column(n) for n in self.names))
 
+    def settled_sql(self) -> tuple[str, list[object]]:
+        """The condition for rows known to be parsed by this parser, their values of `names`
+        known exactly and not shadowed by metadata (a file's footer and the index say so)."""
+        return f"({self.sql})", list(self.params)
+
     def row_sql(self, fallback: str, fallback_params: list[object]) -> tuple[str, list[object]]:
         """The scan's condition: the field test on rows parsed by this parser without metadata of
         a filtered name and whose value of each is known, `fallback` (the line prefilters) elsewhere."""

@@ -37,6 +37,7 @@ from lokiarrow.exec import pipeline
 from lokiarrow.exec.duck import cursor
 from lokiarrow.exec.sources import (
     Source,
+    footer_value,
     has_columns,
     metadata_maps,
     pure_paths,
@@ -47,7 +48,7 @@ from lokiarrow.exec.sources import (
 from lokiarrow.logql.ast import LabelFilterStage, LineFilter, Stage
 from lokiarrow.model import Matcher
 from lokiarrow.store.chunks import ROW_GROUP_WINDOW_NS
-from lokiarrow.store.fields import PARSED_COLUMN
+from lokiarrow.store.fields import PARSED_COLUMN, SETTLED_KEY, unsettled_rows
 from lokiarrow.store.schema import METADATA_SET_COLUMN
 from lokiarrow.store.tenant import Snapshot
 
@@ -149,12 +150,14 @@ def _scan(group: list[Source], ids: list[int], q: LogQuery, stats: ScanStats,
     filters_sql, filters_params = line_filters_sql(q.filters)
     pre_sql, pre_params = _prefilters_sql(q)
     plain = f"{filters_sql} AND {pre_sql}", [*filters_params, *pre_params]
-    fielded = plain
+    fielded = settled_sql = plain
     wanted: tuple[str, ...] = ()
     if q.fields is not None:
         row_sql, row_params = q.fields.row_sql(pre_sql, pre_params)
         fielded = f"{filters_sql} AND {row_sql}", [*filters_params, *row_params]
         wanted = q.fields.columns()
+        field_sql, field_params = q.fields.settled_sql()
+        settled_sql = f"{filters_sql} AND {field_sql}", [*filters_params, *field_params]
     parts: list[str] = []
     params: list[object] = []
     registered: list[str] = []
@@ -180,7 +183,10 @@ def _scan(group: list[Source], ids: list[int], q: LogQuery, stats: ScanStats,
         return _scan_polars(_file_groups(files, bounds, group), ids, q, limit)
     in_sql, in_params = _in_list(ids)
     with_fields = [f for f in files if wanted and has_columns(f, wanted)]
-    for paths, (where, where_params) in ((with_fields, fielded), ([f for f in files if f not in with_fields], plain)):
+    settled = [f for f in with_fields if q.fields is not None and _settled(f, q.fields)]
+    tested = [(settled, settled_sql), ([f for f in with_fields if f not in settled], fielded),
+              ([f for f in files if f not in with_fields], plain)]
+    for paths, (where, where_params) in tested:
         for (lo, hi, pure, sets), same in _file_groups(paths, bounds, group).items():
             streams_sql, streams_params = ("TRUE", []) if pure else (in_sql, in_params)
             parts.append(f"SELECT {_COLUMNS}, filename AS src, rn FROM (SELECT *, file_row_number AS rn"
@@ -214,6 +220,12 @@ def _scan(group: list[Source], ids: list[int], q: LogQuery, stats: ScanStats,
         for name in registered:
             cur.unregister(name)
     return found.set_column(3, "metadata", metadata_maps(found.column(3)))
+
+
+def _settled(path: str, fields: FieldFilter) -> bool:
+    """Whether the field test alone decides every row of the file: its footer says the parser
+    settled every row for the filtered names, and no row in range has metadata of those names."""
+    return fields.unshadowed and unsettled_rows(footer_value(path, SETTLED_KEY), fields.parsed, fields.names) == 0
 
 
 def _metadata_set(stored: bool) -> str:

@@ -44,10 +44,11 @@ def pure_paths(found: list[Source]) -> set[str]:
 def slices(source: Source, window_ns: int) -> list[Source]:
     """A chunk file source cut at the windows its row groups never cross (store/chunks.py), newest
     last; rows are estimated from the share of the file's span each slice covers. Reading one
-    slice prunes the file's other row groups by their ts statistics."""
-    first, last = source.min_ts // window_ns, source.max_ts // window_ns
-    if source.path is None or first == last:
+    slice prunes the file's other row groups by their ts statistics. A file within one window is
+    one slice too: files of the same window then share one scan part."""
+    if source.path is None:
         return [source]
+    first, last = source.min_ts // window_ns, source.max_ts // window_ns
     span = source.max_ts - source.min_ts + 1
     out = []
     for w in range(first, last + 1):

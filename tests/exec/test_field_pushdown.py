@@ -188,3 +188,44 @@ def test_the_metadata_check_is_left_out_where_the_index_rules_it_out(stores: dic
         fields = logs._unshadowed(snapshot, ids, q).fields
         assert fields is not None
         assert ("metadata_set" in fields.row_sql("TRUE", [])[0]) == checked
+
+
+def _clean_store(path: str, fields: int, metadata_name: str | None) -> TenantStore:
+    """JSON lines the columns settle whole; optionally metadata `metadata_name` on every 9th."""
+    store = TenantStore(Root(path), "t", Ingester(field_columns=fields))
+    rows = [({"app": "ab"[i % 2]}, i * 10**6, f'{{"level":"{LEVELS[i % 3]}","status":{200 + i % 4}}}')
+            for i in range(900)]
+    store.push(entries(rows, [{metadata_name: "error"} if metadata_name and i % 9 == 0 else None for i in range(900)]))
+    store.flush()
+    return store
+
+
+@pytest.mark.parametrize("metadata_name", [None, "trace", "level"])
+def test_files_whose_footers_settle_every_row_are_tested_on_the_column_alone(
+        tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch, metadata_name: str | None) -> None:
+    """Every row parsed and exact (the footer), no metadata of that name (the index): the scan's
+    test is the column's, with no per-row fallback; the answer is the pipeline's."""
+    fast = _clean_store(str(tmp_path_factory.mktemp("fast")), 8, metadata_name)
+    slow = _clean_store(str(tmp_path_factory.mktemp("slow")), 0, metadata_name)
+    monkeypatch.setattr(logs, "DIRECT_READ_FILES", 0)
+    texts: list[str] = []
+    real = logs.cursor
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.cur = real()
+
+        def sql(self, text: str, **kw: object) -> object:
+            texts.append(text)
+            return self.cur.sql(text, **kw)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self.cur, name)
+
+    monkeypatch.setattr(logs, "cursor", Recorder)
+    for query in ('{app=~".+"} | json | level="error"', '{app="a"} | json | status >= 202, level!="info"'):
+        texts.clear()
+        got, _ = run(fast, query, 1000, True)
+        assert texts and all(("WHEN parsed = " in t) == (metadata_name == "level") for t in texts)  # per-row fallback
+        want, _ = run(slow, query, 1000, True)
+        assert got == want and got
