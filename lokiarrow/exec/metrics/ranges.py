@@ -186,6 +186,20 @@ def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int],
     return table
 
 
+# (stream id, metadata set) -> series labels: ids name label sets, so this holds across tenants
+_SERIES_LABELS: dict[tuple[int, str], Labels] = {}
+SERIES_LABELS_CACHED = 100_000
+
+
+def _series_labels(stream: dict[str, str], ordered: Labels, metadata: str) -> Labels:
+    """A stream's labels, then its metadata's (a name the stream has gets `_extracted`)."""
+    added = [(f"{name}_extracted" if name in stream else name, value) for name, value in json.loads(metadata).items()]
+    names = {name for name, _ in added}
+    if len(names) < len(added) or not names.isdisjoint(stream):  # names land on one label: the last wins
+        return labels_of(stream | dict(added))
+    return tuple(sorted(ordered + tuple(pair for pair in added if pair[1] != "")))
+
+
 def _labelled(table: pa.Table, snapshot: Snapshot, steps: np.ndarray) -> Matrix:
     """Points keyed by (stream, metadata) -> series labels: the stream's, then the metadata's
     (a name the stream has gets `_extracted`, as in log answers). Labels are built once per
@@ -195,17 +209,16 @@ def _labelled(table: pa.Table, snapshot: Snapshot, steps: np.ndarray) -> Matrix:
     assert isinstance(frame, pl.DataFrame)
     keys = frame.select("stream_id", "mk").unique(maintain_order=True)
     series: dict[Labels, int] = {}
-    metadata: dict[str, dict[str, str]] = {}  # few distinct sets: each parsed once
     sids = []
-    for stream_id, mk in keys.iter_rows():
-        stream = snapshot.index.streams.labels[stream_id]
-        pairs = dict(stream)
-        extra = metadata.get(mk)
-        if extra is None:
-            extra = metadata[mk] = json.loads(mk)
-        for name, value in extra.items():
-            pairs[f"{name}_extracted" if name in stream else name] = value
-        sids.append(series.setdefault(labels_of(pairs), len(series)))
+    streams = snapshot.index.streams
+    for stream_id, mk in zip(keys.get_column("stream_id").to_list(), keys.get_column("mk").to_list(), strict=True):
+        labels = _SERIES_LABELS.get((stream_id, mk))
+        if labels is None:
+            labels = _series_labels(streams.labels[stream_id], streams.sorted[stream_id], mk)
+            if len(_SERIES_LABELS) >= SERIES_LABELS_CACHED:
+                _SERIES_LABELS.clear()
+            _SERIES_LABELS[(stream_id, mk)] = labels
+        sids.append(series.setdefault(labels, len(series)))
     mapping = keys.with_columns(pl.Series("sid", sids, dtype=pl.Int64))
     points = frame.join(mapping, on=["stream_id", "mk"]).select("sid", "step", "v")
     if len(series) < keys.height:
