@@ -43,6 +43,7 @@ from lokiarrow.exec.metrics.windows_sql import (
 from lokiarrow.exec.sources import Source, has_columns, pure_paths, sources
 from lokiarrow.logql import ast
 from lokiarrow.model import go_quote
+from lokiarrow.store.index import Streams
 from lokiarrow.store.schema import METADATA_SET_COLUMN
 from lokiarrow.store.tenant import Snapshot
 from lokiarrow.units import go_duration_ns, parse_humanized_bytes
@@ -205,25 +206,50 @@ def _labelled(table: pa.Table, snapshot: Snapshot, steps: np.ndarray) -> Matrix:
     (a name the stream has gets `_extracted`, as in log answers). Labels are built once per
     distinct key; two spellings of one metadata set (its names in another order) are one series:
     their points add up (counts and sizes)."""
+    if table.num_rows <= PYTHON_ROWS:  # Polars' per-operation cost outweighs a short loop
+        return _labelled_rows(table, snapshot, steps)
     frame = pl.from_arrow(table.select(["stream_id", "mk", "step", "v"]))
     assert isinstance(frame, pl.DataFrame)
     keys = frame.select("stream_id", "mk").unique(maintain_order=True)
     series: dict[Labels, int] = {}
-    sids = []
     streams = snapshot.index.streams
-    for stream_id, mk in zip(keys.get_column("stream_id").to_list(), keys.get_column("mk").to_list(), strict=True):
-        labels = _SERIES_LABELS.get((stream_id, mk))
-        if labels is None:
-            labels = _series_labels(streams.labels[stream_id], streams.sorted[stream_id], mk)
-            if len(_SERIES_LABELS) >= SERIES_LABELS_CACHED:
-                _SERIES_LABELS.clear()
-            _SERIES_LABELS[(stream_id, mk)] = labels
-        sids.append(series.setdefault(labels, len(series)))
+    sids = [series.setdefault(_series_labels_of(streams, stream_id, mk), len(series)) for stream_id, mk in
+            zip(keys.get_column("stream_id").to_list(), keys.get_column("mk").to_list(), strict=True)]
     mapping = keys.with_columns(pl.Series("sid", sids, dtype=pl.Int64))
     points = frame.join(mapping, on=["stream_id", "mk"]).select("sid", "step", "v")
     if len(series) < keys.height:
         points = points.group_by("sid", "step").agg(pl.col("v").sum())
     return Matrix(steps, list(series), points.cast(POINTS_SCHEMA))  # type: ignore[arg-type]
+
+
+PYTHON_ROWS = 4096
+
+
+def _labelled_rows(table: pa.Table, snapshot: Snapshot, steps: np.ndarray) -> Matrix:
+    """`_labelled` for few points (instant queries), row by row."""
+    series: dict[Labels, int] = {}
+    streams = snapshot.index.streams
+    sid_of: dict[tuple[int, str], int] = {}
+    points: dict[tuple[int, int], float] = {}
+    for stream_id, mk, step, v in zip(*(table.column(c).to_pylist() for c in ("stream_id", "mk", "step", "v")),
+                                      strict=True):
+        sid = sid_of.get((stream_id, mk))
+        if sid is None:
+            sid = sid_of[(stream_id, mk)] = series.setdefault(_series_labels_of(streams, stream_id, mk), len(series))
+        points[(sid, step)] = v if (sid, step) not in points else points[(sid, step)] + v
+    frame = pl.DataFrame({"sid": [k[0] for k in points], "step": [k[1] for k in points], "v": list(points.values())},
+                         schema=POINTS_SCHEMA)
+    return Matrix(steps, list(series), frame)
+
+
+def _series_labels_of(streams: Streams, stream_id: int, mk: str) -> Labels:
+    labels = _SERIES_LABELS.get((stream_id, mk))
+    if labels is None:
+        labels = _series_labels(streams.labels[stream_id], streams.sorted[stream_id], mk)
+        if len(_SERIES_LABELS) >= SERIES_LABELS_CACHED:
+            _SERIES_LABELS.clear()
+        _SERIES_LABELS[(stream_id, mk)] = labels
+    return labels
 
 
 # --- samples -------------------------------------------------------------------------------------

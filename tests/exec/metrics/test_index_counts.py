@@ -114,3 +114,19 @@ def test_files_without_metadata_sets_are_grouped_by_their_maps(querier: Querier,
     for keep in (lambda path: hash(path) % 2 == 0, lambda path: False):
         monkeypatch.setattr(ranges, "has_columns", lambda path, names, keep=keep: keep(path) and real(path, names))
         assert _ask(querier, query, None, H0, H0 + 4 * H, 20 * 60 * S) == want
+
+
+@pytest.mark.parametrize("op", ["count_over_time", "bytes_rate"])
+@pytest.mark.parametrize(("selector", "instant", "start", "end", "step"), CASES)
+def test_few_points_are_labelled_as_many_are(querier: Querier, monkeypatch: pytest.MonkeyPatch, op: str,
+                                             selector: str, instant: int | None, start: int, end: int,
+                                             step: int) -> None:
+    """Series labels and summed points come out alike whether built row by row (few points) or
+    in Polars (many): metadata sets, `_extracted` names and two spellings of one set included."""
+    query = f"{op}({selector})"
+    answers = []
+    for rows in (0, 10**9):
+        monkeypatch.setattr(ranges, "PYTHON_ROWS", rows)
+        answers.append(_ask(querier, query, instant, start, end, step))
+    assert answers[0] == answers[1]
+    assert len(answers[0]) >= 3
