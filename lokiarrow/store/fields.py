@@ -18,8 +18,9 @@ free of everything where the readers could differ:
   no empty values; the first of repeated keys wins, as in Loki's `| logfmt`.
 Field names are letters, digits and `_` (`level`, `latency_ms`): such a name is its own sanitised
 form; for names with `_`, JSON lines with a key Loki would also name so (`"latency.ms"`, or
-`"latency": {"ms": …}`) are left to the parser. A number counts only in lines whose numbers
-DuckDB writes back as written (`8.094`; not `8.0940`, `1e3` or `-0`: JSON_NUMBERS).
+`"latency": {"ms": …}`) are left to the parser. Loki keeps a number as written; DuckDB writes
+some back otherwise (`8.0940`, `1e3`, `-0`: JSON_NUMBERS), so those are read from the line's
+text where their key occurs once in it (else the field is unknown in that row).
 
 The fields are chosen per flush from a sample: present in enough lines, and cheap to store (few
 distinct values, or short ones), at most `max_fields` of them.
@@ -60,6 +61,7 @@ JSON_UNSAFE = (rf'(?i),\s*[}}\]]|[:\[,]\s*[-+]?(?:nan|inf)|[{{,]\s*"[{_GO_SPACE}
 # `-0`, trailing fraction zeros (`1.50`), exponents (`1e3`), more digits than a double keeps.
 _ODD_NUMBER = r"(?:-0[^.0-9]|-?[0-9]+\.[0-9]*0[\s,}\]]|-?[0-9.]+[eE]|-?[0-9][0-9.]{15,})"
 JSON_NUMBERS = rf"[:\[,]\s*{_ODD_NUMBER}"
+_JSON_NUMBER = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?"  # a whole JSON number token
 _KEY = r"[A-Za-z_][A-Za-z0-9_]*"
 _VALUE = r'"[^"\\\x00-\x1f]+"|[^\x00-\x20"=\\]+'
 LOGFMT_LINE = rf"^ *{_KEY}=(?:{_VALUE})(?: +{_KEY}=(?:{_VALUE}))* *$"
@@ -152,15 +154,20 @@ def extract(lines: pa.Array | pa.ChunkedArray, names: list[str]) -> Extracted:
     json_values, logfmt_values, known = [], [], []
     for i in range(1, len(names) + 1):
         text = f"(j[{i}]::VARCHAR)"
-        json_values.append(f"CASE WHEN starts_with({text}, '\"') THEN {text}[2:-2] ELSE {text} END")
+        # a number the line writes otherwise than DuckDB does (`1.50`) is taken as written, where
+        # the key occurs once in the line (so this occurrence is the top-level one)
+        as_written = (f"(CASE WHEN list_contains(odd_numbers, $name{i}) AND len(regexp_extract_all(line, $key{i})) = 1 "
+                      f"THEN nullif(regexp_extract(line, $written{i}, 1), '') END)")
+        json_values.append(f"CASE WHEN starts_with({text}, '\"') THEN {text}[2:-2] ELSE coalesce({as_written}, {text}) END")
         # a number only as DuckDB writes it back, and not where the line wrote it otherwise
         number = (f"(regexp_full_match({text}, '-?(0|[1-9][0-9]*)(\\.[0-9]+)?') "
                   f"AND NOT coalesce(list_contains(odd_numbers, $name{i}), FALSE))")
-        known.append(f"(j[{i}] IS NULL OR starts_with({text}, '\"') OR {text} IN ('true', 'false') OR {number})")
+        known.append(f"(j[{i}] IS NULL OR starts_with({text}, '\"') OR {text} IN ('true', 'false') OR {number} "
+                     f"OR {as_written} IS NOT NULL)")
         logfmt_values.append(f"trim(list_filter(pairs, lambda p: starts_with(p, $prefix{i}))[1][$skip{i}:], '\"')")
     sql = f"""
         WITH read AS MATERIALIZED (
-            SELECT
+            SELECT line,
                 CASE WHEN starts_with(line, '{{') AND NOT contains(line, '\\') AND NOT contains(line, $fffd)
                           AND NOT regexp_matches(line, $json_unsafe)
                      THEN try(json_extract(line, $paths)) END AS j,
@@ -192,6 +199,8 @@ def extract(lines: pa.Array | pa.ChunkedArray, names: list[str]) -> Extracted:
         params[f"prefix{i}"] = name + "="
         params[f"skip{i}"] = len(name) + 2
         params[f"name{i}"] = name
+        params[f"key{i}"] = f'"{name}"\\s*:'
+        params[f"written{i}"] = rf'"{name}"\s*:\s*({_JSON_NUMBER})\s*[,}}]'
     con = duckdb.connect(config={"threads": THREADS})
     try:
         con.register("lines", pa.table({"line": lines}))
