@@ -45,7 +45,6 @@ class Streams:
 
     def __init__(self) -> None:
         self.labels: dict[int, Labels] = {}
-        self.sorted: dict[int, tuple[tuple[str, str], ...]] = {}  # the labels as metric series name them
         self.text: dict[int, str] = {}
         self.postings: dict[str, dict[str, set[int]]] = {}
 
@@ -54,7 +53,6 @@ class Streams:
             return
         labels = parse_labels(text)
         self.labels[sid] = labels
-        self.sorted[sid] = tuple(sorted((k, v) for k, v in labels.items() if v != ""))
         self.text[sid] = text
         for name, value in labels.items():
             self.postings.setdefault(name, {}).setdefault(value, set()).add(sid)

@@ -19,6 +19,7 @@ from lokiarrow.logql import ast
 from lokiarrow.logql.parser import parse_expr
 from lokiarrow.store.fs import Root
 from lokiarrow.store.tenant import TenantStore
+from tests.exec.sql_recorder import record_sql
 from tests.store.helpers import entries
 
 HOUR = 3600 * 10**9
@@ -208,21 +209,7 @@ def test_files_whose_footers_settle_every_row_are_tested_on_the_column_alone(
     fast = _clean_store(str(tmp_path_factory.mktemp("fast")), 8, metadata_name)
     slow = _clean_store(str(tmp_path_factory.mktemp("slow")), 0, metadata_name)
     monkeypatch.setattr(logs, "DIRECT_READ_FILES", 0)
-    texts: list[str] = []
-    real = logs.cursor
-
-    class Recorder:
-        def __init__(self) -> None:
-            self.cur = real()
-
-        def sql(self, text: str, **kw: object) -> object:
-            texts.append(text)
-            return self.cur.sql(text, **kw)
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(self.cur, name)
-
-    monkeypatch.setattr(logs, "cursor", Recorder)
+    texts = record_sql(monkeypatch, logs)
     for query in ('{app=~".+"} | json | level="error"', '{app="a"} | json | status >= 202, level!="info"'):
         texts.clear()
         got, _ = run(fast, query, 1000, True)

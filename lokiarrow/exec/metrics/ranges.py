@@ -140,15 +140,16 @@ def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int],
     as_json = "coalesce(to_json(metadata)::VARCHAR, '{}')"
     # files that hold each row's metadata set as text are grouped by it, the others by the map;
     # files holding wanted streams only are read without the stream test
-    by_key: dict[str, list[str]] = {}
+    by_kind: dict[tuple[bool, bool], list[str]] = {}
     for f in files:
-        stored = has_columns(f, (METADATA_SET_COLUMN,))
-        by_key.setdefault(f"{'pure' if f in pure else 'mixed'}_{'sets' if stored else 'maps'}", []).append(f)
-    for key in by_key:
-        mk = METADATA_SET_COLUMN if key.endswith("sets") else as_json
-        in_sql = "TRUE" if key.startswith("pure") else "stream_id = ANY($ids)"
-        parts.append(f"SELECT stream_id, ts, {mk} AS mk, {size} AS v FROM read_parquet(${key}) "
+        by_kind.setdefault((f in pure, has_columns(f, (METADATA_SET_COLUMN,))), []).append(f)
+    named_files = {}
+    for i, ((clean, stored), paths) in enumerate(by_kind.items()):
+        mk = METADATA_SET_COLUMN if stored else as_json
+        in_sql = "TRUE" if clean else "stream_id = ANY($ids)"
+        parts.append(f"SELECT stream_id, ts, {mk} AS mk, {size} AS v FROM read_parquet($files{i}) "
                      f"WHERE {in_sql} AND ts >= $lo AND ts < $hi AND {where}")
+        named_files[f"files{i}"] = paths
     for s in found:
         if s.table is not None:
             name = f"head_rows_{id(s.table)}"
@@ -168,8 +169,8 @@ def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int],
         GROUP BY stream_id, mk, step
     """
     if files:
-        named.update(lo=lo, hi=hi, **by_key)
-        if any(key.startswith("mixed") for key in by_key):
+        named.update(lo=lo, hi=hi, **named_files)
+        if not all(clean for clean, _ in by_kind):
             named["ids"] = ids
     if "$seconds" in agg:
         named["seconds"] = rng.range_ns / 1e9
@@ -192,13 +193,12 @@ _SERIES_LABELS: dict[tuple[int, str], Labels] = {}
 SERIES_LABELS_CACHED = 100_000
 
 
-def _series_labels(stream: dict[str, str], ordered: Labels, metadata: str) -> Labels:
-    """A stream's labels, then its metadata's (a name the stream has gets `_extracted`)."""
-    added = [(f"{name}_extracted" if name in stream else name, value) for name, value in json.loads(metadata).items()]
-    names = {name for name, _ in added}
-    if len(names) < len(added) or not names.isdisjoint(stream):  # names land on one label: the last wins
-        return labels_of(stream | dict(added))
-    return tuple(sorted(ordered + tuple(pair for pair in added if pair[1] != "")))
+def _series_labels(stream: dict[str, str], metadata: str) -> Labels:
+    """A stream's labels, then its metadata's in order (a name the stream has gets `_extracted`)."""
+    pairs = dict(stream)
+    for name, value in json.loads(metadata).items():
+        pairs[f"{name}_extracted" if name in stream else name] = value
+    return labels_of(pairs)
 
 
 def _labelled(table: pa.Table, snapshot: Snapshot, steps: np.ndarray) -> Matrix:
@@ -245,7 +245,7 @@ def _labelled_rows(table: pa.Table, snapshot: Snapshot, steps: np.ndarray) -> Ma
 def _series_labels_of(streams: Streams, stream_id: int, mk: str) -> Labels:
     labels = _SERIES_LABELS.get((stream_id, mk))
     if labels is None:
-        labels = _series_labels(streams.labels[stream_id], streams.sorted[stream_id], mk)
+        labels = _series_labels(streams.labels[stream_id], mk)
         if len(_SERIES_LABELS) >= SERIES_LABELS_CACHED:
             _SERIES_LABELS.clear()
         _SERIES_LABELS[(stream_id, mk)] = labels

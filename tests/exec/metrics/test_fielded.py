@@ -18,6 +18,7 @@ from lokiarrow.logql import ast
 from lokiarrow.logql.parser import parse_expr
 from lokiarrow.store.fields import PARSED_JSON, SETTLED_KEY, unsettled_rows
 from lokiarrow.store.store import Store
+from tests.exec.sql_recorder import record_sql
 from tests.store.helpers import entries
 
 S = 10**9
@@ -127,25 +128,6 @@ def test_unwrapped_field_columns_give_the_pipelines_answer(tmp_path: Path, query
         assert [v for _, v in points] == pytest.approx([v for _, v in without[key]], rel=1e-9)
 
 
-def _record_sql(monkeypatch: pytest.MonkeyPatch, module: Any) -> list[str]:
-    """The SQL texts `module` runs through its DuckDB cursor from now on (the queries still run)."""
-    texts: list[str] = []
-    real = module.cursor
-
-    class Recorder:
-        def __init__(self) -> None:
-            self.cur = real()
-
-        def sql(self, text: str, **kw: Any) -> Any:
-            texts.append(text)
-            return self.cur.sql(text, **kw)
-
-        def __getattr__(self, name: str) -> Any:
-            return getattr(self.cur, name)
-    monkeypatch.setattr(module, "cursor", Recorder)
-    return texts
-
-
 def _plain(i: int) -> str:
     return str((i * 37) % 500 + 0.25)
 
@@ -157,7 +139,7 @@ def test_unwrapped_values_the_footers_vouch_for_need_no_check(tmp_path: Path, mo
     and the same answer as the pipeline's."""
     from lokiarrow.exec.metrics import unwrapped
     fast = _clean_store(tmp_path / "f", 8, _plain)
-    sql = _record_sql(monkeypatch, unwrapped)
+    sql = record_sql(monkeypatch, unwrapped)
     with_fields = _matrix(fast, query)
     assert sql and not any(s.startswith("SELECT count(*)") or "json_" in s or "map_" in s for s in sql)
     monkeypatch.undo()
@@ -187,7 +169,7 @@ def test_files_whose_footers_promise_settled_rows_skip_the_leftover_scan(
     [chunk] = [snapshot.root.full(c) for c in set(snapshot.index.rows.column("chunk").to_pylist())]
     assert unsettled_rows(footer_value(chunk, SETTLED_KEY), PARSED_JSON, ["level"]) == 0
     assert snapshot.index.metadata_names(snapshot.index.streams.labels, 0, T0 + 1000 * S) == {metadata_name}
-    sql = _record_sql(monkeypatch, fielded)
+    sql = record_sql(monkeypatch, fielded)
     query = 'sum by (level) (count_over_time({app=~".+"} | json [1m]))'
     with_fields = _matrix(q, query)
     assert not any(s.startswith("SELECT count(*)") for s in sql)  # no count of leftover rows
@@ -226,7 +208,7 @@ def test_files_with_only_wanted_streams_and_mixed_ones_scan_alike(tmp_path: Path
     snapshot = q.store.tenant("t").snapshot()
     wanted = snapshot.index.streams.match(parse_expr('{app=~"a|b"}').matchers)  # type: ignore[attr-defined]
     assert sorted(ref.pure for ref in snapshot.index.chunks(wanted, 0, T0 + 1200 * S)) == [False, True]
-    recorded = [_record_sql(monkeypatch, module) for module in (fielded, unwrapped, ranges, logs)]
+    recorded = [record_sql(monkeypatch, module) for module in (fielded, unwrapped, ranges, logs)]
     monkeypatch.setattr(logs, "DIRECT_READ_FILES", 0)  # pipelines read through DuckDB too
     got = {key: [(t, pytest.approx(v, rel=1e-9)) for t, v in points]
            for key, points in _matrix(q, query).items()}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,6 @@ from hypothesis import strategies as st
 from lokiarrow.config import Ingester, Limits
 from lokiarrow.errors import BadRequest
 from lokiarrow.exec.engine import Querier, RangeRequest
-from lokiarrow.exec.metrics import ranges
 from lokiarrow.exec.metrics.answers import format_time, format_value
 from lokiarrow.store.store import Store
 from tests.store.helpers import entries
@@ -178,22 +176,3 @@ def test_one_metadata_set_written_in_two_orders_is_one_series(tmp_path: Path, fl
     answer = q.query_instant("t", 'count_over_time({a="x"}[1m])', T0 + 30 * S)
     got = {tuple(sorted(s["metric"].items())): s["value"][1] for s in answer["result"]}
     assert got == {(("a", "x"), ("j", "2"), ("k", "1")): "3", (("a", "x"),): "1"}
-
-
-_names = st.sampled_from(["a", "b", "a_extracted", "b_extracted", "c"])
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.dictionaries(_names, st.sampled_from(["1", "2", ""]), max_size=4).map(
-           lambda d: {k: v for k, v in d.items() if v}),
-       st.lists(st.tuples(_names, st.sampled_from(["x", "y", ""])), max_size=4))
-def test_series_labels_name_metadata_as_log_answers_do(stream: dict[str, str], metadata: list[tuple[str, str]]
-                                                       ) -> None:
-    """The stream's labels, then each metadata pair in order (a name the stream has gets
-    `_extracted`; a later pair overwrites an earlier label), sorted, without empty values."""
-    text = "{" + ",".join(f'"{k}":"{v}"' for k, v in metadata) + "}"
-    expected = dict(stream)
-    for name, value in json.loads(text).items():
-        expected[f"{name}_extracted" if name in stream else name] = value
-    ordered = tuple(sorted(stream.items()))
-    assert ranges._series_labels(stream, ordered, text) == tuple(sorted((k, v) for k, v in expected.items() if v))
