@@ -16,6 +16,9 @@ import yaml
 from lokiarrow.errors import BadRequest
 from lokiarrow.units import parse_bytes, parse_duration_ns
 
+# words whose lines store/rollups.py counts per minute: severity words (those Loki's level detection
+# looks for in lines), which users also search for most
+DEFAULT_ROLLUP_WORDS = ("error", "Error", "ERROR", "warn", "fail", "exception", "timeout", "panic", "fatal")
 DEFAULT_SERVICE_NAME_LABELS = (
     "service", "app", "application", "app_name", "name", "app_kubernetes_io_name", "container",
     "container_name", "k8s_container_name", "component", "workload", "job", "k8s_job_name",
@@ -59,6 +62,7 @@ class Ingester:
     wal_enabled: bool = True
     row_group_size: int = 128 * 1024
     field_columns: int = 8                   # at most this many parsed-field columns per chunk file
+    rollup_words: tuple[str, ...] = DEFAULT_ROLLUP_WORDS  # lines holding each are counted per minute
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     if name in _BYTES_FIELDS and isinstance(value, str):
         return parse_bytes(value)
     if isinstance(default, tuple):
+        if value is not None and not isinstance(value, list):
+            raise BadRequest(f"cannot parse config: {name} must be a list")
         return tuple(value or ())
     if isinstance(default, bool):
         return bool(value)

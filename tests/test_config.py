@@ -23,6 +23,7 @@ limits_config:
 ingester:
   max_chunk_age: 2m
   wal: {enabled: false}
+  rollup_words: [error, oops]
 schema_config: {configs: []}   # a section lokiarrow does not use: ignored
 """)
     assert cfg.auth_enabled and cfg.http_listen_port == 3200 and cfg.path_prefix == "/var/lib/loki"
@@ -31,6 +32,7 @@ schema_config: {configs: []}   # a section lokiarrow does not use: ignored
     assert cfg.limits.max_line_size == 512_000
     assert cfg.limits.discover_service_name == ("svc",)
     assert cfg.ingester.max_chunk_age == 120 * 10**9 and not cfg.ingester.wal_enabled
+    assert cfg.ingester.rollup_words == ("error", "oops")
 
 
 def test_defaults_are_lokis() -> None:
@@ -43,6 +45,8 @@ def test_defaults_are_lokis() -> None:
 def test_bad_yaml_is_a_clear_error() -> None:
     with pytest.raises(BadRequest, match="cannot parse config"):
         from_yaml("server: [unclosed")
+    with pytest.raises(BadRequest, match="rollup_words must be a list"):
+        from_yaml("ingester: {rollup_words: error}")
 
 
 def test_expand_env(monkeypatch: pytest.MonkeyPatch) -> None:

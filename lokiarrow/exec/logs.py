@@ -1,8 +1,6 @@
 """Log queries: the newest (or oldest) `limit` entries that pass the line filters.
 
-1. Resolve the streams from the index and list the sources (chunk files, heads) holding them;
-   a chunk file is cut into the 10-minute slices its row groups never cross (store/chunks.py),
-   so reading the newest slice of an hour's file prunes the rest by ts statistics.
+1. Resolve the streams from the index and list the sources (chunk files, heads) holding them.
 2. Order sources by their newest entry (backward) or oldest (forward).
 3. Scan a group of sources in one query with the filters and the limit pushed down: DuckDB for
    regexes (RE2, as Loki), Polars for substring filters over many files (faster here), Arrow
@@ -42,12 +40,10 @@ from lokiarrow.exec.sources import (
     metadata_maps,
     pure_paths,
     read_chunk_rows,
-    slices,
     sources,
 )
 from lokiarrow.logql.ast import LabelFilterStage, LineFilter, Stage
 from lokiarrow.model import Matcher
-from lokiarrow.store.chunks import ROW_GROUP_WINDOW_NS
 from lokiarrow.store.fields import PARSED_COLUMN, SETTLED_KEY, unsettled_rows
 from lokiarrow.store.schema import METADATA_SET_COLUMN
 from lokiarrow.store.tenant import Snapshot
@@ -111,30 +107,13 @@ def _prefilters_sql(q: LogQuery) -> tuple[str, list[object]]:
     return sql, params
 
 
-def _file_bounds(group: list[Source], q: LogQuery) -> dict[str, tuple[int, int]]:
-    """Each chunk file of the group once, with the [lo, hi) to read: the query's range, narrowed
-    to the file's slices in the group (a file's slices in one group are neighbours)."""
-    bounds: dict[str, tuple[int, int]] = {}
-    for s in group:
-        if s.path is None:
-            continue
-        lo = q.start if s.lo is None else max(q.start, s.lo)
-        hi = q.end if s.hi is None else min(q.end, s.hi)
-        if s.path in bounds:
-            seen_lo, seen_hi = bounds[s.path]
-            lo, hi = min(lo, seen_lo), max(hi, seen_hi)
-        bounds[s.path] = (lo, hi)
-    return bounds
-
-
-def _file_groups(paths: list[str], bounds: dict[str, tuple[int, int]], group: list[Source]
-                 ) -> dict[tuple[int, int, bool, bool], list[str]]:
-    """Files read by one scan part: the same [lo, hi), whether they hold wanted streams only (no
-    stream test then), whether they hold the `metadata_set` column."""
+def _file_groups(paths: list[str], group: list[Source]) -> dict[tuple[bool, bool], list[str]]:
+    """Files read by one scan part: whether they hold wanted streams only (no stream test then),
+    whether they hold the `metadata_set` column."""
     pure = pure_paths(group)
-    grouped: dict[tuple[int, int, bool, bool], list[str]] = {}
+    grouped: dict[tuple[bool, bool], list[str]] = {}
     for path in paths:
-        key = (*bounds[path], path in pure, has_columns(path, (METADATA_SET_COLUMN,)))
+        key = (path in pure, has_columns(path, (METADATA_SET_COLUMN,)))
         grouped.setdefault(key, []).append(path)
     return grouped
 
@@ -161,15 +140,14 @@ def _scan(group: list[Source], ids: list[int], q: LogQuery, stats: ScanStats,
     parts: list[str] = []
     params: list[object] = []
     registered: list[str] = []
-    bounds = _file_bounds(group, q)
-    files = list(bounds)
+    files = list(dict.fromkeys(s.path for s in group if s.path is not None))
     tables = [(_HEAD_SOURCE.format(s.head_rank), s.table) for s in group if s.table is not None]
     # with field columns to test, DuckDB's own scan wins sooner: it tests them before copying rows out
     direct_rows = DIRECT_READ_ROWS if q.fields is None else DIRECT_READ_ROWS // 6
     if files and len(files) <= DIRECT_READ_FILES and sum(s.rows for s in group if s.path) <= direct_rows:
         def read_one(path: str) -> pa.Table:
             extra = wanted if wanted and has_columns(path, wanted) else ()
-            return read_chunk_rows(path, ids, *bounds[path], extra)
+            return read_chunk_rows(path, ids, q.start, q.end, extra)
 
         read = list(_readers.map(read_one, files)) if len(files) > 1 else [read_one(files[0])]
         tables += list(zip(files, read, strict=True))
@@ -180,19 +158,19 @@ def _scan(group: list[Source], ids: list[int], q: LogQuery, stats: ScanStats,
             all(f.op in ("|=", "!=") and not f.ip for f in q.filters):
         stats.chunks += len(files)
         stats.lines += sum(s.rows for s in group)
-        return _scan_polars(_file_groups(files, bounds, group), ids, q, limit)
+        return _scan_polars(_file_groups(files, group), ids, q, limit)
     in_sql, in_params = _in_list(ids)
     with_fields = [f for f in files if wanted and has_columns(f, wanted)]
     settled = [f for f in with_fields if q.fields is not None and _settled(f, q.fields)]
     tested = [(settled, settled_sql), ([f for f in with_fields if f not in settled], fielded),
               ([f for f in files if f not in with_fields], plain)]
     for paths, (where, where_params) in tested:
-        for (lo, hi, pure, sets), same in _file_groups(paths, bounds, group).items():
+        for (pure, sets), same in _file_groups(paths, group).items():
             streams_sql, streams_params = ("TRUE", []) if pure else (in_sql, in_params)
             parts.append(f"SELECT {_COLUMNS}, filename AS src, rn FROM (SELECT *, file_row_number AS rn"
                          f"{_metadata_set(sets)} FROM read_parquet(?, filename = true, file_row_number = true)) "
                          f"WHERE {streams_sql} AND ts >= ? AND ts < ? AND {where}")
-            params += [same, *streams_params, lo, hi, *where_params]
+            params += [same, *streams_params, q.start, q.end, *where_params]
     for src, table in tables:
         if table.num_rows == 0:
             continue
@@ -203,7 +181,7 @@ def _scan(group: list[Source], ids: list[int], q: LogQuery, stats: ScanStats,
         parts.append(f"SELECT {_COLUMNS}, ? AS src, rn FROM (SELECT *{_metadata_set(False)} FROM {name}) "
                      f"WHERE {where}")
         params += [src, *where_params]
-    stats.chunks += len(bounds)
+    stats.chunks += len(set(s.path for s in group if s.path is not None))
     stats.lines += sum(s.rows for s in group)
     stats.head_lines += sum(s.rows for s in group if s.table is not None)
     if not parts:
@@ -234,18 +212,17 @@ def _metadata_set(stored: bool) -> str:
     return "" if stored else f", coalesce(to_json(metadata)::VARCHAR, '{{}}') AS {METADATA_SET_COLUMN}"
 
 
-def _scan_polars(files: dict[tuple[int, int, bool, bool], list[str]], ids: list[int], q: LogQuery,
+def _scan_polars(files: dict[tuple[bool, bool], list[str]], ids: list[int], q: LogQuery,
                  limit: int | None) -> pa.Table:
-    """Substring filters over many files (by the time range to read in each): Polars' scan
-    measures faster than DuckDB's here.
+    """Substring filters over many files: Polars' scan measures faster than DuckDB's here.
 
     Row numbers run on across the files of one scan, so they still rise within each file: with
     the file name, ties order exactly as on the DuckDB path.
     """
     scans = []
-    for (lo, hi, pure, _), paths in files.items():
+    for (pure, _), paths in files.items():
         frame = pl.scan_parquet(paths, row_index_name="rn", include_file_paths="src", extra_columns="ignore")
-        predicate = (pl.col("ts") >= lo) & (pl.col("ts") < hi)
+        predicate = (pl.col("ts") >= q.start) & (pl.col("ts") < q.end)
         if not pure:
             predicate &= pl.col("stream_id").is_in(ids)
         for f in q.filters:
@@ -352,7 +329,7 @@ def select_logs(snapshot: Snapshot, stream_ids: set[int], q: LogQuery, stats: Sc
     """
     ids = sorted(stream_ids)
     q = _unshadowed(snapshot, ids, q)
-    found = [part for s in sources(snapshot, ids, q.start, q.end) for part in slices(s, ROW_GROUP_WINDOW_NS)]
+    found = sources(snapshot, ids, q.start, q.end)
     if not found or q.limit <= 0:
         return _EMPTY
     if q.backward:

@@ -31,32 +31,12 @@ class Source:
     path: str | None = None          # a chunk file (full path) ...
     table: pa.Table | None = None    # ... or head rows already narrowed to the query
     head_rank: int = 0               # heads: older heads (being flushed) rank lower
-    lo: int | None = None            # a slice of the file: only rows with lo <= ts < hi
-    hi: int | None = None
     pure: bool = False               # a file holding wanted streams only: no stream test needed
 
 
 def pure_paths(found: list[Source]) -> set[str]:
     """The chunk files among `found` that hold wanted streams only: scans read them without a stream test."""
     return {s.path for s in found if s.pure and s.path is not None}
-
-
-def slices(source: Source, window_ns: int) -> list[Source]:
-    """A chunk file source cut at the windows its row groups never cross (store/chunks.py), newest
-    last; rows are estimated from the share of the file's span each slice covers. Reading one
-    slice prunes the file's other row groups by their ts statistics. A file within one window is
-    one slice too: files of the same window then share one scan part."""
-    if source.path is None:
-        return [source]
-    first, last = source.min_ts // window_ns, source.max_ts // window_ns
-    span = source.max_ts - source.min_ts + 1
-    out = []
-    for w in range(first, last + 1):
-        lo, hi = max(source.min_ts, w * window_ns), min(source.max_ts + 1, (w + 1) * window_ns)
-        rows = max(1, round(source.rows * (hi - lo) / span))
-        out.append(Source(lo, hi - 1, rows, path=source.path, lo=w * window_ns, hi=(w + 1) * window_ns,
-                          pure=source.pure))
-    return out
 
 
 def metadata_maps(texts: pa.ChunkedArray | pa.Array) -> pa.Array:

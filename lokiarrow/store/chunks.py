@@ -1,17 +1,20 @@
 """Writing a head's entries as Parquet chunk files, one per hour of data, and their index rows.
 
-1. Sort the entries by (window, stream_id, ts), stably: entries with equal timestamps keep arrival
-   order. A window is a 10-minute slice of the hour (`ROW_GROUP_WINDOW_NS`).
+1. Sort the entries by (hour, stream_id, ts), stably: entries with equal timestamps keep arrival
+   order.
 2. Split by UTC hour: a file covers a bounded time window, so the index can order files by time
    and a log query can read the newest files first and stop early. Files sit in `day=` folders.
-3. Per file: row groups never cross a window, and follow stream boundaries inside one (small
-   neighbouring streams share one, big ones are split at `row_group_size`). Row-group statistics
-   on stream_id then skip every other stream, and those on ts skip every other window: a log
-   query reads the newest slice of an hour's file, not all of it (exec/logs.py).
+3. Per file: row groups follow stream boundaries (small neighbouring streams share one up to
+   MIN_ROW_GROUP rows, big ones are split at `row_group_size`): row-group statistics on stream_id
+   skip every other stream. Row groups are not cut by time within the hour: a flush covers
+   minutes of data in steady ingestion, and scans over many small row groups cost far more
+   (DuckDB's per-row-group work dominated full-day metric scans).
 4. Beside the line, the parsed-field columns of store/fields.py (chosen once per flush), and
    each row's structured metadata set as JSON text (`metadata_set`).
-5. Write the chunk file atomically, then its index file (one row per stream and structured
-   metadata set: span, entries, bytes). The chunk lands first, so no index row ever points at a missing file.
+5. Its per-minute counts as a rollup file (store/rollups.py), where that is much smaller.
+6. Write the rollup, then the chunk file atomically, then its index file (one row per stream and
+   structured metadata set: span, entries, bytes). The chunk lands before its index file and after
+   its rollup, so no index row points at a missing chunk and no chunk at a missing rollup.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lokiarrow.store import rollups
 from lokiarrow.store.fields import (
     FIELD_PREFIX,
     INEXACT_COLUMN,
@@ -33,32 +37,24 @@ from lokiarrow.store.fields import (
     settled_summary,
 )
 from lokiarrow.store.fs import Root
-from lokiarrow.store.names import chunk_path, day_of, index_path, new_segment_name
+from lokiarrow.store.names import chunk_path, day_of, index_path, new_segment_name, rollup_path
 from lokiarrow.store.schema import CHUNK, INDEX, METADATA_SET_COLUMN
 
 ZSTD_LEVEL = 1  # as small as level 3 on log lines, and faster; the compactor can spend more
 NS_PER_HOUR = 3600 * 10**9
-ROW_GROUP_WINDOW_NS = 600 * 10**9  # row groups never span two of these (aligned to the epoch)
-MIN_ROW_GROUP = 256  # neighbouring tiny streams share a row group up to this many rows
+MIN_ROW_GROUP = 512  # neighbouring tiny streams share a row group up to this many rows
 MAX_METADATA_SETS = 16  # index rows per (stream, file): beyond, one row whose metadata is unknown
 
 
-def _row_group_bounds(stream_ids: np.ndarray, max_rows: int, windows: np.ndarray | None = None
-                      ) -> list[tuple[int, int]]:
-    """[start, end) row ranges that cut at every window change and otherwise only at stream
-    boundaries, except inside huge streams (rows sorted by window, then stream)."""
+def _row_group_bounds(stream_ids: np.ndarray, max_rows: int) -> list[tuple[int, int]]:
+    """[start, end) row ranges that cut only at stream boundaries (rows sorted by stream), except
+    inside huge streams."""
     n = len(stream_ids)
-    changes = np.diff(stream_ids) != 0
-    window_cuts: set[int] = set()
-    if windows is not None and n:
-        moved = np.diff(windows) != 0
-        window_cuts = set((np.flatnonzero(moved) + 1).tolist())
-        changes |= moved
-    starts = (np.flatnonzero(changes) + 1).tolist() + [n]
+    starts = (np.flatnonzero(np.diff(stream_ids) != 0) + 1).tolist() + [n]
     bounds: list[tuple[int, int]] = []
     lo = 0
     for cut in starts:
-        if cut - lo >= MIN_ROW_GROUP or cut == n or cut in window_cuts:
+        if cut - lo >= MIN_ROW_GROUP or cut == n:
             for s in range(lo, cut, max_rows):
                 bounds.append((s, min(s + max_rows, cut)))
             lo = cut
@@ -86,16 +82,16 @@ def _parquet_bytes(table: pa.Table, bounds: list[tuple[int, int]]) -> pa.Buffer:
 
 
 def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, str],
-                 row_group_size: int, max_fields: int = 0) -> pa.Table:
+                 row_group_size: int, max_fields: int = 0, words: tuple[str, ...] = ()) -> pa.Table:
     """Write `entries` (ENTRIES schema) as chunk + index files; returns the index rows written."""
     if entries.num_rows == 0:
         return INDEX.empty_table()
-    # one stable sort by (window, stream, time), of the chunk columns only: each hour is then a
+    # one stable sort by (hour, stream, time), of the chunk columns only: each hour is then a
     # zero-copy slice, and memory holds one sorted copy of the head at most
     data = entries.select(CHUNK.names).cast(CHUNK)
-    windows = pc.divide(data.column("ts"), pa.scalar(ROW_GROUP_WINDOW_NS, pa.int64()))
-    keyed = data.append_column("window", windows)
-    order = pc.sort_indices(keyed, [("window", "ascending"), ("stream_id", "ascending"), ("ts", "ascending")])
+    hours = pc.divide(data.column("ts"), pa.scalar(NS_PER_HOUR, pa.int64()))
+    keyed = data.append_column("hour", hours)
+    order = pc.sort_indices(keyed, [("hour", "ascending"), ("stream_id", "ascending"), ("ts", "ascending")])
     ordered = keyed.take(order)
     del keyed, data
     names = choose_fields(ordered.column("line"), max_fields)
@@ -105,18 +101,23 @@ def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, 
         for name in names:
             ordered = ordered.append_column(field_column(name), fields.columns[name])
     ordered = ordered.append_column(METADATA_SET_COLUMN, _metadata_sets(ordered.column("metadata")))
-    window_of_row = ordered.column("window").to_numpy()
-    hour_of_row = window_of_row // (NS_PER_HOUR // ROW_GROUP_WINDOW_NS)
+    hour_of_row = ordered.column("hour").to_numpy()
     cuts = np.flatnonzero(np.diff(hour_of_row)) + 1
     segment = new_segment_name()
     written = []
     for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(hour_of_row)], strict=True):
         hour = int(hour_of_row[lo])
-        part = ordered.slice(lo, hi - lo).drop_columns(["window"])
+        part = ordered.slice(lo, hi - lo).drop_columns(["hour"])
         day = day_of(hour * NS_PER_HOUR)
         name = f"{segment}-h{hour % 24:02d}"
         chunk = chunk_path(tenant, day, name)
-        bounds = _row_group_bounds(part.column("stream_id").to_numpy(), row_group_size, window_of_row[lo:hi])
+        levels = rollups.rolled_fields(part)
+        rolled = rollups.build(part, levels, words)
+        if rolled is not None:  # the rollup lands first: a chunk never names a missing one
+            root.write_atomic(rollup_path(tenant, day, name), rollups.parquet_bytes(rolled))
+            part = part.replace_schema_metadata({**(part.schema.metadata or {}),
+                                                 **rollups.footer_entry(levels, words)})
+        bounds = _row_group_bounds(part.column("stream_id").to_numpy(), row_group_size)
         root.write_atomic(chunk, _parquet_bytes(part, bounds))
         rows = _index_rows(part, chunk, streams)
         root.write_atomic(index_path(tenant, day, name), _parquet_bytes(rows, [(0, rows.num_rows)]))

@@ -33,5 +33,15 @@ def index_path(tenant: str, day: str, segment: str) -> str:
     return f"{tenant}/index/day={day}/{segment}.parquet"
 
 
+def rollup_path(tenant: str, day: str, segment: str) -> str:
+    return f"{tenant}/rollups/day={day}/{segment}.parquet"
+
+
+def rollup_of(chunk: str) -> str:
+    """The rollup file beside a chunk file (full paths or URLs alike)."""
+    head, _, tail = chunk.rpartition("/chunks/")
+    return f"{head}/rollups/{tail}"
+
+
 def wal_dir(tenant: str) -> str:
     return f"{tenant}/wal"

@@ -90,7 +90,8 @@ class TenantStore:
                 upto = self.wal.rotate() if self.wal is not None else 0
             try:
                 rows = write_chunks(self.root, self.tenant, frozen.table(), frozen.streams,
-                                    self.settings.row_group_size, self.settings.field_columns)
+                                    self.settings.row_group_size, self.settings.field_columns,
+                                    self.settings.rollup_words)
             except BaseException:
                 # keep the entries: back into the head (their WAL segments are not retired)
                 with self._lock:

@@ -15,7 +15,6 @@ from lokiarrow.exec.logs import LogQuery, ScanStats, select_logs
 from lokiarrow.logql.ast import LineFilter, LogExpr
 from lokiarrow.logql.parser import parse_expr
 from lokiarrow.model import labels_string, stream_id
-from lokiarrow.store.chunks import ROW_GROUP_WINDOW_NS
 from lokiarrow.store.fs import Root
 from lokiarrow.store.schema import METADATA_SET_COLUMN
 from lokiarrow.store.tenant import TenantStore
@@ -85,19 +84,6 @@ def test_answers_match_a_brute_force_reading(store: TenantStore, query: str, bac
     rows = select_logs(snapshot, snapshot.index.streams.match(expr.matchers), q, ScanStats())
     got = list(zip(rows.column("ts").to_pylist(), rows.column("line").to_pylist(), strict=True))
     assert got == _reference(query, backward, limit)
-
-
-def test_a_query_inside_one_window_reads_that_slice_only(store: TenantStore) -> None:
-    """The newest 10 entries of one file lie in its last window: the scan reads that slice."""
-    snapshot = store.snapshot()
-    expr = parse_expr('{app="a"}')
-    assert isinstance(expr, LogExpr)
-    stats = ScanStats()
-    q = LogQuery(expr.matchers, (), 0, 4 * HOUR, 10, True)
-    rows = select_logs(snapshot, snapshot.index.streams.match(expr.matchers), q, stats)
-    assert rows.num_rows == 10
-    assert min(rows.column("ts").to_pylist()) >= 4 * HOUR - ROW_GROUP_WINDOW_NS
-    assert stats.lines < 150 / 3  # the file holds 150 rows of the stream, a sixth of them per window
 
 
 @pytest.mark.parametrize("query", QUERIES)

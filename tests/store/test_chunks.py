@@ -6,7 +6,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lokiarrow.store.chunks import MIN_ROW_GROUP, ROW_GROUP_WINDOW_NS, _row_group_bounds, write_chunks
+from lokiarrow.store.chunks import MIN_ROW_GROUP, _row_group_bounds, write_chunks
 from lokiarrow.store.fs import Root
 from tests.store.helpers import entries
 
@@ -32,27 +32,22 @@ def test_equal_timestamps_keep_arrival_order_in_files(tmp_path: Path) -> None:
     assert sorted(index.column("rows").to_pylist()) == [1, 4]
 
 
-def test_row_groups_never_cross_a_window(tmp_path: Path) -> None:
-    """An hour's file holds six windows; each row group lies in one (its ts statistics say which),
-    and tiny streams share a row group only inside a window."""
-    window = ROW_GROUP_WINDOW_NS
-    rows = [({"app": f"s{i % 7}"}, (i * 997 * 10**9) % (6 * window), f"line {i}") for i in range(2000)]
+def test_row_groups_follow_streams_over_the_hour(tmp_path: Path) -> None:
+    """An hour's file sorted by (stream, time): each stream's rows of the hour lie in consecutive
+    row groups (its stream_id statistics find them), tiny neighbours share one."""
+    n = 7 * (MIN_ROW_GROUP + 10)
+    rows = [({"app": f"s{i % 7}"}, (i * 997 * 10**9) % (3600 * 10**9), f"line {i}") for i in range(n)]
+    rows += [({"app": "tiny"}, i * 10**9, "t") for i in range(3)]
     table = pa.Table.from_batches([entries(rows)])
     streams = dict(zip(table.column("stream_id").to_pylist(), table.column("labels").to_pylist(), strict=True))
-    index = write_chunks(Root(str(tmp_path)), "t", table, streams, 1000)
+    index = write_chunks(Root(str(tmp_path)), "t", table, streams, MIN_ROW_GROUP)
     [chunk] = set(index.column("chunk").to_pylist())
+    written = pq.read_table(tmp_path / chunk)
+    keys = list(zip(written.column("stream_id").to_pylist(), written.column("ts").to_pylist(), strict=True))
+    assert keys == sorted(keys)
     md = pq.read_metadata(tmp_path / chunk)
-    assert md.num_rows == 2000
-    windows = []
-    for i in range(md.num_row_groups):
-        ts = md.row_group(i).column(1).statistics
-        assert ts.min // window == ts.max // window
-        windows.append(ts.min // window)
-    assert windows == sorted(windows) and set(windows) == set(range(6))
-    assert md.num_row_groups < 6 * 7  # neighbours shared a row group
-
-
-def test_row_group_bounds_cut_at_window_changes() -> None:
-    ids = np.array([1, 1, 2, 2, 1, 1, 2])
-    windows = np.array([0, 0, 0, 0, 1, 1, 1])
-    assert _row_group_bounds(ids, 100, windows) == [(0, 4), (4, 7)]
+    assert md.num_rows == n + 3
+    groups = [md.row_group(i).column(0).statistics for i in range(md.num_row_groups)]
+    # each big stream split once at row_group_size; the tiny one shares a group or ends the file
+    assert len(groups) in (14, 15)
+    assert sum(st.min != st.max for st in groups) <= 1

@@ -4,6 +4,8 @@ Summing counts (or rates, or sizes) by some labels is the same as counting the l
 those labels, so the full label set of every line, which `| json` would build, is never needed:
 only the grouping labels, and those a chunk file already holds as columns (store/fields.py).
 DuckDB then reads the columns, spreads each line over its windows and counts per (labels, step).
+Where the windows are made of whole minutes and no line filter runs, a file's rollup (per-minute
+counts, store/rollups.py) is read instead of its rows, with the same SQL.
 
 Taken only where that is exactly what the pipeline would give:
 - the pipeline is the leading line filters and one `| json` or `| logfmt` without parameters;
@@ -46,6 +48,7 @@ from lokiarrow.exec.metrics.windows_sql import (
     covered,
     field_key,
     grouping_sources,
+    rolled_up,
     steps_sql,
     window_params,
 )
@@ -60,6 +63,7 @@ from lokiarrow.store.fields import (
     field_column,
     unsettled_rows,
 )
+from lokiarrow.store.names import rollup_of
 from lokiarrow.store.tenant import Snapshot
 
 # rows whose fields the columns hold: parsed by the parser, every needed value known
@@ -102,10 +106,19 @@ def sum_by_fields(node: ast.VectorAggregation, snapshot: Snapshot, steps: np.nda
     parts = []
     leftovers: list[pa.Table] = []
     if files:
-        scan, named = chunk_scan(files, pure, ids, lo, hi, filters)
-        named.update(kind=parsed, needed=list(from_fields))
         metadata = snapshot.index.metadata_names(ids, lo, hi)
-        parts.append(_exact_rows(inner, scan, named, steps, step_ns, snapshot, from_streams, from_fields, metadata))
+        rolled = rolled_up(files, from_fields, filters, inner.op, rng, steps, step_ns)
+        groups: dict[str | None, list[str]] = {}
+        for f in files:
+            groups.setdefault(rolled.get(f), []).append(f)
+        for weight, group in groups.items():
+            if weight is None:
+                scan, named = chunk_scan(group, pure, ids, lo, hi, filters)
+            else:  # the rollup's column counts the lines the filters keep
+                scan, named = chunk_scan([rollup_of(f) for f in group], {rollup_of(f) for f in pure}, ids, lo, hi, ())
+            named.update(kind=parsed, needed=list(from_fields))
+            parts.append(_exact_rows(inner, scan, named, steps, step_ns, snapshot, from_streams, from_fields,
+                                     metadata, weight))
         # files whose footers do not promise every row settled: counted first without reading
         # lines (line filters left out: at worst a needless fetch)
         unsure = [f for f in files if unsettled_rows(footer_value(f, SETTLED_KEY), parsed, from_fields) != 0]
@@ -132,22 +145,26 @@ def sum_by_fields(node: ast.VectorAggregation, snapshot: Snapshot, steps: np.nda
 
 def _exact_rows(inner: ast.RangeAggregation, scan: str, named: dict[str, object], steps: np.ndarray,
                 step_ns: int, snapshot: Snapshot, from_streams: list[str], from_fields: list[str],
-                metadata: set[str] | None) -> tuple[list[Labels], pl.DataFrame]:
-    """Lines marked as parsed: counted in SQL per (grouping values, step)."""
+                metadata: set[str] | None, weight: str | None) -> tuple[list[Labels], pl.DataFrame]:
+    """Lines marked as parsed: counted in SQL per (grouping values, step), from the chunk files'
+    rows or from their rollups' (`weight`: the rollup column that counts lines; `bytes` sizes them)."""
     rng = inner.range
     params = {**named, **window_params(rng, steps, step_ns)}
     key = field_key(from_fields, params, metadata)
     agg = IN_SQL[inner.op].replace("?", "$seconds")
     if "$seconds" in agg:
         params["seconds"] = rng.range_ns / 1e9
-    size = "strlen(line)" if inner.op.startswith("bytes") else "0"  # counts need no line
+    size = ("strlen(line)" if weight is None else "bytes") if inner.op.startswith("bytes") else "0"  # counts need no line
+    carried = "v"
+    if weight is not None:
+        agg, carried = agg.replace("count(*)", "sum(n)"), "v, n"
     sql = f"""
         WITH spans AS (
-            SELECT stream_id, {key} AS gk, {size} AS v, {SPANS}
-            {scan} AND {SETTLED} AND {IN_WINDOWS}
+            SELECT stream_id, {key} AS gk, {size} AS v, {"" if weight is None else f"{weight} AS n, "}{SPANS}
+            {scan} AND {SETTLED} AND {IN_WINDOWS}{"" if weight is None else f" AND {weight} > 0"}
         )
         SELECT {"stream_id" if from_streams else "0 AS stream_id"}, gk, step, {agg} AS v
-        FROM (SELECT stream_id, gk, v, {steps_sql(params)} FROM spans WHERE k0 <= k1)
+        FROM (SELECT stream_id, gk, {carried}, {steps_sql(params)} FROM spans WHERE k0 <= k1)
         GROUP BY ALL
     """
     frame = pl.from_arrow(cursor().sql(sql, params=params).to_arrow_table())

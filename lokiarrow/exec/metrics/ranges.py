@@ -37,6 +37,7 @@ from lokiarrow.exec.metrics.windows_sql import (
     SPANS,
     covered,
     numbered_to_named,
+    rolled_up,
     steps_sql,
     window_params,
 )
@@ -44,6 +45,7 @@ from lokiarrow.exec.sources import Source, has_columns, pure_paths, sources
 from lokiarrow.logql import ast
 from lokiarrow.model import go_quote
 from lokiarrow.store.index import Streams
+from lokiarrow.store.names import rollup_of
 from lokiarrow.store.schema import METADATA_SET_COLUMN
 from lokiarrow.store.tenant import Snapshot
 from lokiarrow.units import go_duration_ns, parse_humanized_bytes
@@ -136,48 +138,60 @@ def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int],
     registered: list[str] = []
     files = [s.path for s in found if s.path is not None]
     pure = pure_paths(found)
+    rolled = rolled_up(files, (), filters, node.op, rng, steps, step_ns)
     size = "strlen(line)" if node.op.startswith("bytes") else "0"  # counts need no line
     as_json = "coalesce(to_json(metadata)::VARCHAR, '{}')"
     # files that hold each row's metadata set as text are grouped by it, the others by the map;
-    # files holding wanted streams only are read without the stream test
-    by_kind: dict[tuple[bool, bool], list[str]] = {}
+    # files holding wanted streams only are read without the stream test; files whose rollup
+    # answers are read from it (rows that count `n` lines, or those the filters keep, of `bytes` bytes)
+    by_kind: dict[tuple[bool, bool, str | None], list[str]] = {}
     for f in files:
-        by_kind.setdefault((f in pure, has_columns(f, (METADATA_SET_COLUMN,))), []).append(f)
+        by_kind.setdefault((f in pure, has_columns(f, (METADATA_SET_COLUMN,)), rolled.get(f)), []).append(f)
+    weight = ", 1 AS n" if rolled else ""
     named_files = {}
-    for i, ((clean, stored), paths) in enumerate(by_kind.items()):
-        mk = METADATA_SET_COLUMN if stored else as_json
+    for i, ((clean, stored, counted), paths) in enumerate(by_kind.items()):
         in_sql = "TRUE" if clean else "stream_id = ANY($ids)"
-        parts.append(f"SELECT stream_id, ts, {mk} AS mk, {size} AS v FROM read_parquet($files{i}) "
-                     f"WHERE {in_sql} AND ts >= $lo AND ts < $hi AND {where}")
-        named_files[f"files{i}"] = paths
+        if counted is None:
+            mk = METADATA_SET_COLUMN if stored else as_json
+            parts.append(f"SELECT stream_id, ts, {mk} AS mk, {size} AS v{weight} FROM read_parquet($files{i}) "
+                         f"WHERE {in_sql} AND ts >= $lo AND ts < $hi AND {where}")
+            named_files[f"files{i}"] = paths
+        else:
+            v = "bytes" if node.op.startswith("bytes") else "0"
+            parts.append(f"SELECT stream_id, ts, {METADATA_SET_COLUMN} AS mk, {v} AS v, {counted} AS n "
+                         f"FROM read_parquet($files{i}) WHERE {in_sql} AND ts >= $lo AND ts < $hi AND {counted} > 0")
+            named_files[f"files{i}"] = [rollup_of(p) for p in paths]
     for s in found:
         if s.table is not None:
             name = f"head_rows_{id(s.table)}"
             cur.register(name, s.table)
             registered.append(name)
-            parts.append(f"SELECT stream_id, ts, {as_json} AS mk, {size} AS v FROM {name} WHERE {where}")
+            parts.append(f"SELECT stream_id, ts, {as_json} AS mk, {size} AS v{weight} FROM {name} WHERE {where}")
     agg = IN_SQL[node.op].replace("?", "$seconds")
+    carried = "v, n" if rolled else "v"
+    if rolled:
+        agg = agg.replace("count(*)", "sum(n)")
     named = window_params(rng, steps, step_ns)
     sql = f"""
         WITH spans AS (
-            SELECT stream_id, mk, v, {SPANS}
+            SELECT stream_id, mk, {carried}, {SPANS}
             FROM ({" UNION ALL ".join(parts)})
             WHERE {IN_WINDOWS}
         )
         SELECT stream_id, mk, step, {agg} AS v
-        FROM (SELECT stream_id, mk, v, {steps_sql(named)} FROM spans WHERE k0 <= k1)
+        FROM (SELECT stream_id, mk, {carried}, {steps_sql(named)} FROM spans WHERE k0 <= k1)
         GROUP BY stream_id, mk, step
     """
     if files:
         named.update(lo=lo, hi=hi, **named_files)
-        if not all(clean for clean, _ in by_kind):
+        if not all(clean for clean, _, _ in by_kind):
             named["ids"] = ids
     if "$seconds" in agg:
         named["seconds"] = rng.range_ns / 1e9
     filter_names = [f"f{i}" for i in range(len(where_params))]
-    for name, value in zip(filter_names, where_params, strict=True):
-        named[name] = value
     sql = numbered_to_named(sql, filter_names)
+    if filter_names and f"${filter_names[0]}" in sql:  # not when rollups answer the filters
+        named.update(zip(filter_names, where_params, strict=True))
     try:
         table = cur.sql(sql, params=named).to_arrow_table()
     finally:

@@ -14,8 +14,10 @@ from collections.abc import Collection
 import numpy as np
 
 from lokiarrow.compile.filters import line_filters_sql
+from lokiarrow.exec.sources import footer_value
 from lokiarrow.logql import ast
 from lokiarrow.model import Labels
+from lokiarrow.store import rollups
 from lokiarrow.store.fields import field_column, is_field_name
 
 # ceil(x / step) for the x of scanned lines (x > -range), as integer division of a positive number:
@@ -78,6 +80,33 @@ def chunk_scan(files: list[str], pure: Collection[str], ids: list[int], lo: int,
     sql = numbered_to_named(f"FROM ({' UNION ALL BY NAME '.join(reads)}) WHERE ts >= $lo AND ts < $hi AND {where}",
                             names)
     return sql, params
+
+
+def rolled_up(files: list[str], from_fields: Collection[str], filters: tuple[ast.LineFilter, ...],
+              op: str, rng: ast.LogRange, steps: np.ndarray, step_ns: int) -> dict[str, str]:
+    """The files whose rollups (store/rollups.py) count exactly what their lines would, each with
+    the rollup column that counts: windows made of whole rollup buckets, every grouping field
+    rolled up, and no line filter, or a single `|=`/`!=` of a counted word (for counts, not sizes)."""
+    bucket = rollups.BUCKET_NS
+    if (int(steps[0]) - rng.offset_ns) % bucket or rng.range_ns % bucket or (len(steps) > 1 and step_ns % bucket):
+        return {}
+    word = None
+    if filters:
+        [f, *more] = filters
+        if more or f.op not in ("|=", "!=") or f.ip or len(f.values) != 1 or op.startswith("bytes"):
+            return {}
+        word = f.values[0]
+    found = {}
+    for path in files:
+        rolled = rollups.rolled_of(footer_value(path, rollups.ROLLUP_KEY))
+        if rolled is None or not rolled.fields.issuperset(from_fields):
+            continue
+        if word is None:
+            found[path] = "n"
+        elif word in rolled.words:
+            column = f"w{rolled.words.index(word)}"
+            found[path] = column if filters[0].op == "|=" else f"n - {column}"
+    return found
 
 
 def grouping_sources(wanted: tuple[str, ...], stream_labels: list[Labels]) -> tuple[list[str], list[str]] | None:
