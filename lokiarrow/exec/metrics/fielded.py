@@ -115,7 +115,8 @@ def sum_by_fields(node: ast.VectorAggregation, snapshot: Snapshot, steps: np.nda
             if weight is None:
                 scan, named = chunk_scan(group, pure, ids, lo, hi, filters)
             else:  # the rollup's column counts the lines the filters keep
-                scan, named = chunk_scan([rollup_of(f) for f in group], {rollup_of(f) for f in pure}, ids, lo, hi, ())
+                scan, named = chunk_scan([rollup_of(f) for f in group], {rollup_of(f) for f in group if f in pure},
+                                         ids, lo, hi, ())
             named.update(kind=parsed, needed=list(from_fields))
             parts.append(_exact_rows(inner, scan, named, steps, step_ns, snapshot, from_streams, from_fields,
                                      metadata, weight))

@@ -197,3 +197,29 @@ def test_counts_without_a_parser_read_the_rollups_too(tmp_path: Path, monkeypatc
     assert not read
     monkeypatch.undo()
     assert _approx(got) == _matrix(_store(tmp_path / "p", 8, rollup=False, flushed=flushed), query, start=T0 + S)
+
+
+def test_files_with_and_without_rollups_count_together(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The first flush wrote no rollup (too big a share), the second did: one answer from both."""
+    queries = ['sum by (level) (count_over_time({app=~"a|b"} |= "error" | json [1m]))',
+               'sum by (pod) (rate({app=~".+"}[2m]))']
+    store = Store(str(tmp_path / "mixed"), Ingester(field_columns=8))
+    tenant = store.tenant("t")
+    rows = [({"app": "ab"[i % 2], "pod": f"p{i % 3}"}, T0 + i * S // 5, _plain(i)) for i in range(4000)]  # in one hour
+    with monkeypatch.context() as patch:
+        patch.setattr(rollups, "MAX_SHARE", 0.0)
+        tenant.push(entries(rows[:2000]))
+        tenant.flush()
+    tenant.push(entries(rows[2000:]))
+    tenant.flush()
+    held = [rollups.rolled_of(footer_value(c, rollups.ROLLUP_KEY)) for c in _chunks(tmp_path / "mixed")]
+    assert sorted(h is None for h in held) == [False, True]
+    reference = Store(str(tmp_path / "head"), Ingester(field_columns=8))
+    reference.tenant("t").push(entries(rows))  # never flushed: every line read from the head
+    for query in queries:
+        read = _rollups_read(monkeypatch)
+        got = _matrix(Querier(store, Limits()), query)
+        assert len(set(read)) == 1
+        monkeypatch.undo()
+        assert _approx(got) == _matrix(Querier(reference, Limits()), query)
+        assert got
