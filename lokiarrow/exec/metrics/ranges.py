@@ -41,7 +41,7 @@ from lokiarrow.exec.metrics.windows_sql import (
     steps_sql,
     window_params,
 )
-from lokiarrow.exec.sources import Source, has_columns, pure_paths, sources
+from lokiarrow.exec.sources import Source, has_columns, metadata_maps, pure_paths, sources
 from lokiarrow.logql import ast
 from lokiarrow.model import go_quote
 from lokiarrow.store.index import Streams
@@ -72,8 +72,12 @@ def range_aggregation(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.
                       stats: ScanStats) -> Matrix:
     rng = node.range
     filters, rest = pipeline.split(rng.selector.stages)
-    if not rest and rng.unwrap is None and node.grouping is None and node.op in IN_SQL:
-        return _in_sql(node, snapshot, steps, step_ns, filters, stats)
+    # `| drop …` / `| keep …` alone change only labels, which are the same for all lines of a
+    # (stream, metadata) series: counted in SQL, then relabelled per series (Grafana's log volume
+    # sends `| drop __error__`)
+    relabels = all(isinstance(s, ast.DropLabels | ast.KeepLabels) for s in rest)
+    if relabels and rng.unwrap is None and node.grouping is None and node.op in IN_SQL:
+        return _in_sql(node, snapshot, steps, step_ns, filters, stats, rest)
     samples, labels = _samples(node, snapshot, steps, stats)
     if node.op == "absent_over_time":
         return _absent(rng, samples, steps, step_ns)
@@ -90,7 +94,7 @@ IN_SQL = {"count_over_time": "count(*)::DOUBLE", "rate": "count(*) / ?",
 
 
 def _in_sql(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, step_ns: int,
-            filters: tuple[ast.LineFilter, ...], stats: ScanStats) -> Matrix:
+            filters: tuple[ast.LineFilter, ...], stats: ScanStats, relabel: tuple[ast.Stage, ...] = ()) -> Matrix:
     """Counts and sizes straight from the scan: DuckDB spreads each line over the steps whose
     window holds it and aggregates per (stream, structured metadata, step); no line leaves it."""
     rng = node.range
@@ -111,7 +115,7 @@ def _in_sql(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, s
         table = _with_index_counts(node, table, indexed.counts)
     if table is None:
         return Matrix.empty(steps)
-    return _labelled(table, snapshot, steps)
+    return _labelled(table, snapshot, steps, relabel)
 
 
 def _with_index_counts(node: ast.RangeAggregation, scanned: pa.Table | None, counts: pa.Table) -> pa.Table:
@@ -215,20 +219,19 @@ def _series_labels(stream: dict[str, str], metadata: str) -> Labels:
     return labels_of(pairs)
 
 
-def _labelled(table: pa.Table, snapshot: Snapshot, steps: np.ndarray) -> Matrix:
+def _labelled(table: pa.Table, snapshot: Snapshot, steps: np.ndarray, relabel: tuple[ast.Stage, ...] = ()) -> Matrix:
     """Points keyed by (stream, metadata) -> series labels: the stream's, then the metadata's
     (a name the stream has gets `_extracted`, as in log answers). Labels are built once per
     distinct key; two spellings of one metadata set (its names in another order) are one series:
     their points add up (counts and sizes)."""
-    if table.num_rows <= PYTHON_ROWS:  # Polars' per-operation cost outweighs a short loop
+    if table.num_rows <= PYTHON_ROWS and not relabel:  # Polars' per-operation cost outweighs a short loop
         return _labelled_rows(table, snapshot, steps)
     frame = pl.from_arrow(table.select(["stream_id", "mk", "step", "v"]))
     assert isinstance(frame, pl.DataFrame)
     keys = frame.select("stream_id", "mk").unique(maintain_order=True)
     series: dict[Labels, int] = {}
-    streams = snapshot.index.streams
-    sids = [series.setdefault(_series_labels_of(streams, stream_id, mk), len(series)) for stream_id, mk in
-            zip(keys.get_column("stream_id").to_list(), keys.get_column("mk").to_list(), strict=True)]
+    pairs = list(zip(keys.get_column("stream_id").to_list(), keys.get_column("mk").to_list(), strict=True))
+    sids = [series.setdefault(labels, len(series)) for labels in _keys_labelled(pairs, snapshot, relabel)]
     mapping = keys.with_columns(pl.Series("sid", sids, dtype=pl.Int64))
     points = frame.join(mapping, on=["stream_id", "mk"]).select("sid", "step", "v")
     if len(series) < keys.height:
@@ -254,6 +257,20 @@ def _labelled_rows(table: pa.Table, snapshot: Snapshot, steps: np.ndarray) -> Ma
     frame = pl.DataFrame({"sid": [k[0] for k in points], "step": [k[1] for k in points], "v": list(points.values())},
                          schema=POINTS_SCHEMA)
     return Matrix(steps, list(series), frame)
+
+
+def _keys_labelled(keys: list[tuple[int, str]], snapshot: Snapshot, relabel: tuple[ast.Stage, ...]) -> list[Labels]:
+    """The series labels of (stream, metadata set) keys, after the `relabel` stages (drop, keep),
+    which run as in a log query, over one row per key."""
+    streams = snapshot.index.streams
+    if not relabel:
+        return [_series_labels_of(streams, stream_id, mk) for stream_id, mk in keys]
+    rows = pa.table({"stream_id": pa.array([k[0] for k in keys], pa.int64()),
+                     "ts": pa.array(range(len(keys)), pa.int64()),  # distinct: rows alike are not one entry
+                     "line": pa.array([""] * len(keys), pa.string()),
+                     "metadata": metadata_maps(pa.array([k[1] for k in keys], pa.string()))})
+    finished = pipeline.finish(pipeline.run(relabel, pipeline.begin(rows, streams.labels)))
+    return [labels_of(dict(m)) for m in finished.column("labels").to_pylist()]
 
 
 def _series_labels_of(streams: Streams, stream_id: int, mk: str) -> Labels:
