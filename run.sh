@@ -14,11 +14,12 @@ venv() {
 }
 
 test_tools() {
-  # Node.js clients (winston-loki) for the third-party client tests.
+  # Node.js packages for the tests: winston-loki (a client), @grafana/lezer-logql (Grafana's LogQL grammar).
   if ! command -v npm >/dev/null; then
     apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
   fi
-  if [ ! -d tests/clients/node/node_modules ]; then (cd tests/clients/node && npm ci --silent --no-audit --no-fund); fi
+  local stamp=tests/clients/node/node_modules/.installed-$(sha1sum tests/clients/node/package-lock.json | cut -c1-12)
+  if [ ! -f "$stamp" ]; then (cd tests/clients/node && npm ci --silent --no-audit --no-fund) && touch "$stamp"; fi
 }
 
 case "${1:-}" in

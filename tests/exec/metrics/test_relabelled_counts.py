@@ -3,7 +3,6 @@ counted in SQL and relabelled per series: the same answer as through the pipelin
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest

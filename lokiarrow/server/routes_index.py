@@ -1,0 +1,99 @@
+"""Loki's index endpoints: `index/stats`, `index/volume`, `index/volume_range`, answered from the index.
+
+Parameters are checked as Loki's loghttp does (stats takes a range query's parameters; volume an
+instant or range query's, plus `limit`, `targetLabels` and `aggregateBy`). Stats answers the bare
+IndexStatsResponse object; volumes answer Prometheus-shaped vectors and matrices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import orjson
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from lokiarrow.errors import BadRequest
+from lokiarrow.exec import index_queries
+from lokiarrow.exec.index_queries import VolumeRequest
+from lokiarrow.server.deps import ParamsDep, ServicesDep, TenantDep
+from lokiarrow.server.params import parse_backward, parse_bounds, parse_limit, parse_step, parse_time
+from lokiarrow.server.routes_query import success
+
+router = APIRouter()
+
+DEFAULT_VOLUME_LIMIT = 100
+MAX_UINT32 = 2**32 - 1
+
+
+@router.api_route("/loki/api/v1/index/stats", methods=["GET", "POST"])
+async def index_stats(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
+    start, end = parse_bounds(p)
+    parse_limit(p)
+    parse_backward(p)
+    parse_step(p, start, end)
+    query = p.get("query", "")
+
+    def run() -> dict[str, int]:
+        return index_queries.index_stats(svc.store.tenant(tenant).snapshot(), query, start, end)
+
+    stats = await run_in_threadpool(run)
+    return Response(orjson.dumps(stats) + b"\n", media_type="application/json")
+
+
+@router.api_route("/loki/api/v1/index/volume", methods=["GET", "POST"])
+async def volume(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
+    limit = _volume_limit(p)
+    parse_time(p.get("time"), 0)
+    parse_backward(p)
+    start, end = parse_bounds(p)
+    return await _volume(svc, tenant, VolumeRequest(p.get("query", ""), start, end, limit, 0,
+                                                    _target_labels(p), _aggregate_by(p)))
+
+
+@router.api_route("/loki/api/v1/index/volume_range", methods=["GET", "POST"])
+async def volume_range(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
+    limit = _volume_limit(p)
+    start, end = parse_bounds(p)
+    parse_backward(p)
+    step = parse_step(p, start, end)
+    return await _volume(svc, tenant, VolumeRequest(p.get("query", ""), start, end, limit, step,
+                                                    _target_labels(p), _aggregate_by(p)))
+
+
+async def _volume(svc: ServicesDep, tenant: str, req: VolumeRequest) -> Response:
+    def run() -> object:
+        return index_queries.volume(svc.store.tenant(tenant).snapshot(), req)
+
+    return success(await run_in_threadpool(run))
+
+
+def _volume_limit(p: Mapping[str, str]) -> int:
+    """Loki's volume `limit`: 100 when absent or 0, else a positive 32-bit count."""
+    value = p.get("limit") or ""
+    if not value:
+        return DEFAULT_VOLUME_LIMIT
+    try:
+        limit = int(value)
+    except ValueError:
+        raise BadRequest(f'strconv.Atoi: parsing "{value}": invalid syntax') from None
+    if limit == 0:
+        return DEFAULT_VOLUME_LIMIT
+    if limit < 0:
+        raise BadRequest("limit must be a positive value")
+    if limit > MAX_UINT32:
+        raise BadRequest(f"limit value {limit} is out of range [0, {MAX_UINT32}]")
+    return limit
+
+
+def _target_labels(p: Mapping[str, str]) -> tuple[str, ...]:
+    value = p.get("targetLabels") or ""
+    return tuple(value.split(",")) if value else ()
+
+
+def _aggregate_by(p: Mapping[str, str]) -> str:
+    value = p.get("aggregateBy") or index_queries.SERIES
+    if value not in (index_queries.SERIES, index_queries.LABELS):
+        raise BadRequest("invalid aggregation option")
+    return value
