@@ -1,38 +1,47 @@
-"""Query-string parameters read as Loki reads them (pkg/loghttp): times, limits, direction.
+"""Query-string parameters read as Loki reads them (pkg/loghttp): times, limits, direction, step,
+the label endpoints' selector and the series groups.
 
-Times are ns integers, float seconds or RFC3339; an integer of ten digits or fewer is seconds.
+Times are ns integers, float seconds (with a `.`) or RFC3339; an integer written in ten characters
+or fewer (a sign counts, as in Go's len) is seconds. Numbers follow Go's strconv: ASCII digits, no
+spaces or underscores, and a value outside int64 is refused (400) rather than overflowing later.
 """
 
 from __future__ import annotations
 
+import math
+import re
 import time
 from collections.abc import Mapping
 from datetime import datetime
 
 from lokiarrow.errors import BadRequest
-from lokiarrow.units import parse_duration_ns, parse_prometheus_duration_ns
+from lokiarrow.logql.parser import parse_matchers
+from lokiarrow.units import parse_prometheus_duration_ns
 
 DEFAULT_SINCE_NS = 3600 * 10**9
+MAX_INT64 = 2**63 - 1
+MAX_UINT32 = 2**32 - 1
+_GO_INT = re.compile(r"[+-]?[0-9]+\Z")
+_GO_FLOAT = re.compile(r"[+-]?(([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|(?i:inf|infinity|nan))\Z")
 
 
 def parse_time(value: str | None, default: int) -> int:
     if value is None or value == "":
         return default
     if "." in value:
-        try:
-            seconds = float(value)
+        seconds = _go_float(value)
+        if seconds is not None and math.isfinite(seconds) and abs(seconds) < MAX_INT64 / 10**9:
             whole = int(seconds)
             return whole * 10**9 + round((seconds - whole) * 1000) * 10**6
-        except ValueError:
-            pass
-    try:
-        number = int(value)
-    except ValueError:
+    if not _GO_INT.match(value):
         try:
             return _rfc3339_ns(value)
         except ValueError:
             raise BadRequest(f'cannot parse "{value}" to a valid timestamp') from None
-    return number * 10**9 if len(value.lstrip("-")) <= 10 else number
+    ns = int(value) * 10**9 if len(value) <= 10 else int(value)
+    if abs(ns) > MAX_INT64:
+        raise BadRequest(f'cannot parse "{value}" to a valid timestamp')
+    return ns
 
 
 def _rfc3339_ns(value: str) -> int:
@@ -54,31 +63,54 @@ def _rfc3339_ns(value: str) -> int:
 
 
 def parse_bounds(params: Mapping[str, str]) -> tuple[int, int]:
-    """`start`/`end`/`since` as Loki reads them: end defaults to now, start to end - since (1h)."""
+    """`start`/`end`/`since` as Loki reads them: end defaults to now, start to end - since (1h),
+    where an end in the future counts as now."""
     now = time.time_ns()
     end = parse_time(params.get("end"), now)
     since = DEFAULT_SINCE_NS
     if params.get("since"):
         try:
-            since = parse_duration_ns(params["since"])
+            since = parse_prometheus_duration_ns(params["since"])
         except ValueError as exc:
-            raise BadRequest(f'cannot parse "since": {exc}') from None
-    start = parse_time(params.get("start"), end - since)
+            raise BadRequest(f"could not parse 'since' parameter: {exc}") from None
+    start = parse_time(params.get("start"), min(end, now) - since)
     if end < start:
         raise BadRequest("end timestamp must not be before or equal to start time")
     return start, end
+
+
+def parse_selector(params: Mapping[str, str]) -> str | None:
+    """The `query` of the label endpoints: a lone stream selector (Loki's syntax.ParseMatchers),
+    or None when absent."""
+    query = params.get("query")
+    if not query:
+        return None
+    parse_matchers(query)
+    return query
+
+
+def parse_series_groups(selectors: list[str]) -> list[str]:
+    """The `match[]` / `match` selectors of `/series`, each once, sorted; a lone `{}` selects every
+    stream (no groups), as Loki's ParseSeriesQuery reads them."""
+    groups = sorted(set(selectors))
+    if len(groups) == 1 and groups[0].replace(" ", "") == "{}":
+        return []
+    return groups
 
 
 def parse_limit(params: Mapping[str, str], default: int = 100) -> int:
     value = params.get("limit")
     if not value:
         return default
-    try:
-        limit = int(value)
-    except ValueError:
-        raise BadRequest(f'strconv.Atoi: parsing "{value}": invalid syntax') from None
+    if not _GO_INT.match(value):
+        raise BadRequest(f'strconv.Atoi: parsing "{value}": invalid syntax')
+    limit = int(value)
+    if abs(limit) > MAX_INT64:
+        raise BadRequest(f'strconv.Atoi: parsing "{value}": value out of range')
     if limit <= 0:
         raise BadRequest("limit must be a positive value")
+    if limit > MAX_UINT32:
+        raise BadRequest(f"limit value {limit} is out of range [0, {MAX_UINT32}]")
     return limit
 
 
@@ -93,14 +125,20 @@ MAX_POINTS = 11_000
 
 
 def parse_step(params: Mapping[str, str], start: int, end: int) -> int:
-    """`step` in ns: seconds (`60`, `0.5`) or a duration (`1m`); by default Loki's
-    max(1 s, (end - start) / 250) in whole seconds."""
+    """`step` in ns: seconds (`60`, `0.5`, truncated to whole ns as Go's time.Duration does) or a
+    duration (`1m`, `2000ms` as Grafana sends it); by default Loki's max(1 s, (end - start) / 250)
+    in whole seconds."""
     value = params.get("step")
     if not value:
         return max(int((end - start) / 10**9 / 250), 1) * 10**9
-    try:
-        step = int(round(float(value) * 10**9))
-    except ValueError:
+    seconds = _go_float(value)
+    if seconds is not None:
+        ns = seconds * 10**9
+        if math.isinf(ns) or abs(ns) > MAX_INT64:
+            raise BadRequest(f'invalid parameter "step"; cannot parse "{value}" to a valid duration. '
+                             "It overflows int64")
+        step = int(ns) if not math.isnan(ns) else -1  # Go turns NaN into the least int64
+    else:
         try:
             step = parse_prometheus_duration_ns(value)
         except ValueError:
@@ -112,3 +150,9 @@ def parse_step(params: Mapping[str, str], start: int, end: int) -> int:
         raise BadRequest("exceeded maximum resolution of 11,000 points per timeseries. "
                          "Try decreasing the query resolution (?step=XX)")
     return step
+
+
+def _go_float(value: str) -> float | None:
+    """`value` as Go's strconv.ParseFloat reads a decimal, or None where Go refuses it (Python's
+    float() also takes spaces, digit underscores and non-ASCII digits)."""
+    return float(value) if _GO_FLOAT.match(value) else None

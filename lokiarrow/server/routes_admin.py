@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 
+import orjson
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
@@ -11,7 +12,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from lokiarrow import __version__
 from lokiarrow.server.deps import ServicesDep
-from lokiarrow.server.routes_query import success
 
 router = APIRouter()
 
@@ -26,10 +26,18 @@ async def metrics(svc: ServicesDep) -> Response:
     return Response(generate_latest(svc.telemetry.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+# the Loki release whose API this one serves (clients such as Grafana gate features on it); the
+# build metadata after `+` names lokiarrow's own version and leaves semver comparisons alone
+LOKI_API_VERSION = "3.5.0"
+
+
 @router.get("/loki/api/v1/status/buildinfo")
 async def buildinfo() -> Response:
-    return success({"version": __version__, "revision": "", "branch": "", "buildUser": "", "buildDate": "",
-                    "goVersion": "", "pythonVersion": platform.python_version()})
+    """Loki answers its build info as the object itself, not in a status/data envelope."""
+    return Response(orjson.dumps({
+        "version": f"{LOKI_API_VERSION}+lokiarrow.{__version__}", "revision": f"lokiarrow-{__version__}",
+        "branch": "", "buildUser": "", "buildDate": "", "goVersion": f"python{platform.python_version()}"}),
+        media_type="application/json")
 
 
 @router.post("/flush")

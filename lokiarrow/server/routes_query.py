@@ -1,4 +1,8 @@
-"""Loki's read endpoints: query, query_range, labels, label values, series."""
+"""Loki's read endpoints: query, query_range, labels, label values, series.
+
+Query answers are Loki's JSON unless the request asks otherwise (`server/encodings`): encoding flags
+(`categorize-labels`) or a Parquet file.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +19,22 @@ from lokiarrow.exec.engine import RangeRequest
 from lokiarrow.logql.parser import parse_expr
 from lokiarrow.logql.printer import format_expr
 from lokiarrow.server.deps import ParamsDep, ServicesDep, TenantDep
-from lokiarrow.server.params import parse_backward, parse_bounds, parse_limit, parse_step, parse_time
+from lokiarrow.server.encodings import (
+    ENCODING_FLAGS_HEADER,
+    PARQUET_TYPE,
+    encoding_flags,
+    parquet_answer,
+    with_encoding_flags,
+)
+from lokiarrow.server.params import (
+    parse_backward,
+    parse_bounds,
+    parse_limit,
+    parse_selector,
+    parse_series_groups,
+    parse_step,
+    parse_time,
+)
 
 router = APIRouter()
 
@@ -24,48 +43,59 @@ def success(data: Any) -> Response:
     return Response(orjson.dumps({"status": "success", "data": data}), media_type="application/json")
 
 
+async def query_answer(request: Request, query: str, data: dict[str, Any]) -> Response:
+    """A query's `data` in the encoding the request asks for."""
+    flags = encoding_flags(request.headers.get(ENCODING_FLAGS_HEADER))
+    if flags and data["resultType"] == "streams":
+        data = with_encoding_flags(data, flags, parse_expr(query))
+    if request.headers.get("accept") == PARQUET_TYPE:
+        return Response(await run_in_threadpool(parquet_answer, data), media_type=PARQUET_TYPE)
+    return success(data)
+
+
 @router.api_route("/loki/api/v1/query_range", methods=["GET", "POST"])
-async def query_range(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
+async def query_range(request: Request, svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
     query = p.get("query")
     if not query:
         raise BadRequest("query parameter is required")  # Loki: empty query
     start, end = parse_bounds(p)
     req = RangeRequest(query, start, end, parse_limit(p), parse_backward(p), parse_step(p, start, end))
-    return success(await run_in_threadpool(svc.querier.query_range, tenant, req))
+    return await query_answer(request, query, await run_in_threadpool(svc.querier.query_range, tenant, req))
 
 
 @router.api_route("/loki/api/v1/query", methods=["GET", "POST"])
-async def query(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
+async def query(request: Request, svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
     query = p.get("query")
     if not query:
         raise BadRequest("query parameter is required")
     at = parse_time(p.get("time"), time.time_ns())
     parse_limit(p)
     parse_backward(p)
-    return success(await run_in_threadpool(svc.querier.query_instant, tenant, query, at))
+    return await query_answer(request, query, await run_in_threadpool(svc.querier.query_instant, tenant, query, at))
 
 
 @router.api_route("/loki/api/v1/labels", methods=["GET", "POST"])
 @router.api_route("/loki/api/v1/label", methods=["GET", "POST"])
 async def labels(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
     start, end = parse_bounds(p)
-    return success(await run_in_threadpool(svc.querier.labels, tenant, start, end, p.get("query")))
+    return success(await run_in_threadpool(svc.querier.labels, tenant, start, end, parse_selector(p)))
 
 
 @router.api_route("/loki/api/v1/label/{name}/values", methods=["GET", "POST"])
 async def label_values(name: str, svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
     start, end = parse_bounds(p)
-    return success(await run_in_threadpool(svc.querier.label_values, tenant, name, start, end, p.get("query")))
+    return success(await run_in_threadpool(svc.querier.label_values, tenant, name, start, end, parse_selector(p)))
 
 
 @router.api_route("/loki/api/v1/series", methods=["GET", "POST"])
 async def series(request: Request, svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
     start, end = parse_bounds(p)
-    selectors = request.query_params.getlist("match[]") or request.query_params.getlist("match")
+    selectors = request.query_params.getlist("match[]") + request.query_params.getlist("match")
     if request.method == "POST":
         form = await request.form()
         selectors += [str(v) for v in form.getlist("match[]") + form.getlist("match")]
-    return success(await run_in_threadpool(svc.querier.series, tenant, selectors, start, end))
+    groups = parse_series_groups(selectors)
+    return success(await run_in_threadpool(svc.querier.series, tenant, groups, start, end))
 
 
 @router.api_route("/loki/api/v1/format_query", methods=["GET", "POST"])
