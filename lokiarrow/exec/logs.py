@@ -84,6 +84,7 @@ class ScanStats:
     lines: int = 0
     bytes: int = 0
     head_lines: int = 0
+    head_bytes: int = 0
     candidates: int = 0    # rows handed to the pipeline
     returned: int = 0
 
@@ -158,6 +159,7 @@ def _scan(group: list[Source], ids: list[int], q: LogQuery, stats: ScanStats,
             all(f.op in ("|=", "!=") and not f.ip for f in q.filters):
         stats.chunks += len(files)
         stats.lines += sum(s.rows for s in group)
+        stats.bytes += sum(s.bytes for s in group)
         return _scan_polars(_file_groups(files, group), ids, q, limit)
     in_sql, in_params = _in_list(ids)
     with_fields = [f for f in files if wanted and has_columns(f, wanted)]
@@ -183,7 +185,9 @@ def _scan(group: list[Source], ids: list[int], q: LogQuery, stats: ScanStats,
         params += [src, *where_params]
     stats.chunks += len(set(s.path for s in group if s.path is not None))
     stats.lines += sum(s.rows for s in group)
+    stats.bytes += sum(s.bytes for s in group)
     stats.head_lines += sum(s.rows for s in group if s.table is not None)
+    stats.head_bytes += sum(s.bytes for s in group if s.table is not None)
     if not parts:
         return _EMPTY
     order = "DESC" if q.backward else "ASC"
@@ -252,7 +256,9 @@ def _top(tables: list[tuple[str, pa.Table]], q: LogQuery, stats: ScanStats, grou
         parts.append(table.select(["stream_id", "ts", "line", "metadata", "rn"]).append_column(
             "src", pa.array([src] * table.num_rows, pa.string())).select(_EMPTY.column_names))
     stats.lines += sum(s.rows for s in group)
+    stats.bytes += sum(s.bytes for s in group)
     stats.head_lines += sum(s.rows for s in group if s.table is not None)
+    stats.head_bytes += sum(s.bytes for s in group if s.table is not None)
     stats.chunks += len({s.path for s in group if s.path is not None})
     if not parts:
         return _EMPTY

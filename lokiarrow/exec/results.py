@@ -153,21 +153,31 @@ def _from_metadata(name: str, value: str, stream: Labels, metadata: dict[str, st
     return base is not None and base in stream and metadata.get(base) == value
 
 
+# Loki's counters for its data-object storage, which lokiarrow does not have: always 0
+_DATAOBJ_STATS = ("prePredicateDecompressedRows", "prePredicateDecompressedBytes",
+                  "prePredicateDecompressedStructuredMetadataBytes", "postPredicateRows",
+                  "postPredicateDecompressedBytes", "postPredicateStructuredMetadataBytes", "postFilterRows",
+                  "pagesScanned", "pagesDownloaded", "pagesDownloadedBytes", "pageBatches", "totalRowsAvailable",
+                  "totalPageDownloadTime", "wireBytesTransferred")
+
+
 def stats_block(stats: ScanStats, seconds: float) -> dict[str, Any]:
     """Loki's `stats` object; the summary is what Grafana shows."""
     def per_second(n: int) -> int:
         return int(n / seconds) if seconds > 0 else 0
 
     empty_store: dict[str, Any] = {"totalChunksRef": 0, "totalChunksDownloaded": 0, "chunksDownloadTime": 0,
-                   "queryReferencedStructuredMetadata": False,
+                   "queryReferencedStructuredMetadata": False, "queryUsedV2Engine": False,
                    "chunk": {"headChunkBytes": 0, "headChunkLines": 0, "decompressedBytes": 0,
                              "decompressedLines": 0, "compressedBytes": 0, "totalDuplicates": 0,
                              "postFilterLines": 0, "headChunkStructuredMetadataBytes": 0,
                              "decompressedStructuredMetadataBytes": 0},
-                   "chunkRefsFetchTime": 0, "congestionControlLatency": 0, "pipelineWrapperFilteredLines": 0}
+                   "chunkRefsFetchTime": 0, "congestionControlLatency": 0, "pipelineWrapperFilteredLines": 0,
+                   "dataobj": dict.fromkeys(_DATAOBJ_STATS, 0)}
     store = {**empty_store, "totalChunksRef": stats.chunks, "totalChunksDownloaded": stats.chunks}
     store["chunk"] = {**empty_store["chunk"], "decompressedLines": stats.lines - stats.head_lines,
-                      "headChunkLines": stats.head_lines, "postFilterLines": stats.returned}
+                      "headChunkLines": stats.head_lines, "postFilterLines": stats.returned,
+                      "decompressedBytes": stats.bytes - stats.head_bytes, "headChunkBytes": stats.head_bytes}
     return {
         "summary": {"bytesProcessedPerSecond": per_second(stats.bytes),
                     "linesProcessedPerSecond": per_second(stats.lines),
@@ -175,11 +185,13 @@ def stats_block(stats: ScanStats, seconds: float) -> dict[str, Any]:
                     "execTime": seconds, "queueTime": 0, "subqueries": 0,
                     "totalEntriesReturned": stats.returned, "splits": 0, "shards": 0,
                     "totalPostFilterLines": stats.returned, "totalStructuredMetadataBytesProcessed": 0},
-        "querier": {"store": store},
+        "querier": {"store": store, "querierExecTime": seconds},
         "ingester": {"totalReached": 0, "totalChunksMatched": 0, "totalBatches": 0, "totalLinesSent": 0,
                      "store": empty_store},
         "cache": {name: {"entriesFound": 0, "entriesRequested": 0, "entriesStored": 0, "bytesReceived": 0,
                          "bytesSent": 0, "requests": 0, "downloadTime": 0, "queryLengthServed": 0}
                   for name in ("chunk", "index", "result", "statsResult", "volumeResult", "seriesResult",
-                               "labelResult", "instantMetricResult")},
+                               "labelResult", "instantMetricResult", "logResult", "taskResult")},
+        "index": {"totalChunks": stats.chunks, "postFilterChunks": stats.chunks, "shardsDuration": 0,
+                  "usedBloomFilters": False, "totalStreams": 0, "chunkRefsLookupTime": 0, "bloomFilterTime": 0},
     }

@@ -32,6 +32,7 @@ class Source:
     table: pa.Table | None = None    # ... or head rows already narrowed to the query
     head_rank: int = 0               # heads: older heads (being flushed) rank lower
     pure: bool = False               # a file holding wanted streams only: no stream test needed
+    bytes: int = 0                   # of the wanted streams' lines (the file's, not only in range)
 
 
 def pure_paths(found: list[Source]) -> set[str]:
@@ -77,11 +78,12 @@ def head_rows(snapshot: Snapshot, stream_ids: Collection[int], start: int, end: 
 
 def sources(snapshot: Snapshot, stream_ids: Collection[int], start: int, end: int) -> list[Source]:
     """Every source holding the given streams within [start, end)."""
-    found = [Source(ref.min_ts, ref.max_ts, ref.rows, path=snapshot.root.full(ref.path), pure=ref.pure)
-             for ref in snapshot.index.chunks(stream_ids, start, end)]
+    found = [Source(ref.min_ts, ref.max_ts, ref.rows, path=snapshot.root.full(ref.path), pure=ref.pure,
+                    bytes=ref.bytes) for ref in snapshot.index.chunks(stream_ids, start, end)]
     for rank, table in head_rows(snapshot, stream_ids, start, end):
         lo, hi = pc.min_max(table.column("ts")).values()
-        found.append(Source(lo.as_py(), hi.as_py(), table.num_rows, table=table, head_rank=rank))
+        size = pc.sum(pc.binary_length(table.column("line"))).as_py() or 0
+        found.append(Source(lo.as_py(), hi.as_py(), table.num_rows, table=table, head_rank=rank, bytes=size))
     return found
 
 

@@ -38,6 +38,7 @@ class ChunkRef:
     max_ts: int
     rows: int
     pure: bool = False   # every stream the file holds within [start, end) is a wanted one
+    bytes: int = 0       # of the wanted streams' lines in the file
 
 
 class Streams:
@@ -128,9 +129,9 @@ class Index:
             return []
         mixed = set(pc.unique(in_range.column("chunk").filter(pc.invert(wanted))).to_pylist())
         grouped = hits.group_by("chunk", use_threads=False).aggregate(
-            [("min_ts", "min"), ("max_ts", "max"), ("rows", "sum")])
-        refs = [ChunkRef(p, lo, hi, n, p not in mixed) for p, lo, hi, n in zip(
-            *(grouped.column(c).to_pylist() for c in ("chunk", "min_ts_min", "max_ts_max", "rows_sum")),
+            [("min_ts", "min"), ("max_ts", "max"), ("rows", "sum"), ("bytes", "sum")])
+        refs = [ChunkRef(p, lo, hi, n, p not in mixed, b) for p, lo, hi, n, b in zip(
+            *(grouped.column(c).to_pylist() for c in ("chunk", "min_ts_min", "max_ts_max", "rows_sum", "bytes_sum")),
             strict=True)]
         return sorted(refs, key=lambda r: (r.max_ts, r.min_ts), reverse=True)
 

@@ -103,6 +103,7 @@ def sum_by_fields(node: ast.VectorAggregation, snapshot: Snapshot, steps: np.nda
     heads = [s.table for s in found if s.table is not None]
     stats.chunks += len(files)
     stats.lines += sum(s.rows for s in found)
+    stats.bytes += sum(s.bytes for s in found)
     parts = []
     leftovers: list[pa.Table] = []
     if files:

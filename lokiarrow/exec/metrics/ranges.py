@@ -203,6 +203,7 @@ def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int],
             cur.unregister(name)
     stats.chunks += len(files)
     stats.lines += sum(s.rows for s in found)
+    stats.bytes += sum(s.bytes for s in found)
     return table
 
 

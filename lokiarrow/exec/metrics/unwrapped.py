@@ -116,6 +116,7 @@ def unwrapped_by_fields(node: ast.RangeAggregation, snapshot: Snapshot, steps: n
             return None
     stats.chunks += len(files)
     stats.lines += sum(s.rows for s in found)
+    stats.bytes += sum(s.bytes for s in found)
     return _aggregate(node, scan, f"{settled} AND {present}", value, params, steps, step_ns, snapshot, ids,
                       from_streams, from_fields, shadows)
 
