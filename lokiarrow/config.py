@@ -49,6 +49,7 @@ class Limits:
     discover_log_levels: bool = True
     max_global_streams_per_user: int = 5000
     retention_period: int = 0                              # ns; 0 = keep forever
+    max_concurrent_tail_requests: int = 10                 # live tails per tenant
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from lokiarrow.exec.metrics import answers
 from lokiarrow.exec.metrics.evaluate import Context, evaluate
 from lokiarrow.exec.metrics.series import Matrix, Scalar
 from lokiarrow.exec.results import stats_block, streams_result
+from lokiarrow.exec.sources import streams_in_range
 from lokiarrow.logql.ast import Expr, LogExpr, VectorAggregation
 from lokiarrow.logql.parser import parse_expr, parse_matchers
 from lokiarrow.model import Matcher
@@ -106,17 +107,6 @@ class Querier:
             raise BadRequest(f"maximum number of series ({limit}) reached for a single query; "
                              "consider reducing query cardinality by adding more filters")
 
-    def _streams_in_range(self, snapshot: Snapshot, start: int, end: int,
-                          matchers: tuple[Matcher, ...] | None) -> set[int]:
-        ids = snapshot.index.stream_ids_in_range(start, end)
-        for head in snapshot.heads:
-            for sid, (lo, hi) in list(head.stream_range.items()):
-                if hi >= start and lo < end:
-                    ids.add(sid)
-        if matchers:
-            ids &= snapshot.index.streams.match(matchers)
-        return ids
-
     def _selector(self, query: str | None) -> tuple[Matcher, ...] | None:
         if not query:
             return None
@@ -128,14 +118,14 @@ class Querier:
     def labels(self, tenant: str, start: int, end: int, query: str | None = None) -> list[str]:
         snapshot = self._snapshot(tenant)
         labels = snapshot.index.streams.labels
-        names = {n for sid in self._streams_in_range(snapshot, start, end, self._selector(query))
+        names = {n for sid in streams_in_range(snapshot, start, end, self._selector(query))
                  for n in labels[sid]}
         return sorted(names)
 
     def label_values(self, tenant: str, name: str, start: int, end: int, query: str | None = None) -> list[str]:
         snapshot = self._snapshot(tenant)
         labels = snapshot.index.streams.labels
-        ids = self._streams_in_range(snapshot, start, end, self._selector(query))
+        ids = streams_in_range(snapshot, start, end, self._selector(query))
         return sorted({labels[sid][name] for sid in ids if name in labels[sid]})
 
     def series(self, tenant: str, selectors: list[str], start: int, end: int) -> list[dict[str, str]]:
@@ -143,12 +133,12 @@ class Querier:
         labels = snapshot.index.streams.labels
         ids: set[int] = set()
         if not selectors:
-            ids = self._streams_in_range(snapshot, start, end, None)
+            ids = streams_in_range(snapshot, start, end, None)
         for text in selectors:
             matchers = parse_matchers(text, validate=False)  # Loki allows {a=~".*"} here
             if not matchers:
                 raise BadRequest("0 matchers in group: {}")
-            ids |= self._streams_in_range(snapshot, start, end, matchers)
+            ids |= streams_in_range(snapshot, start, end, matchers)
         limit = self.limits.max_query_series
         result = [dict(labels[sid]) for sid in sorted(ids, key=lambda s: snapshot.index.streams.text[s])]
         if limit and len(result) > limit:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lokiarrow.model import Matcher
 from lokiarrow.store.schema import METADATA_TYPE
 from lokiarrow.store.tenant import Snapshot
 
@@ -74,6 +75,18 @@ def head_rows(snapshot: Snapshot, stream_ids: Collection[int], start: int, end: 
         if table.num_rows:
             out.append((rank, table))
     return out
+
+
+def streams_in_range(snapshot: Snapshot, start: int, end: int, matchers: tuple[Matcher, ...] | None) -> set[int]:
+    """Streams with entries in [start, end) (chunk files or heads), matching `matchers` if given."""
+    ids = snapshot.index.stream_ids_in_range(start, end)
+    for head in snapshot.heads:
+        for sid, (lo, hi) in list(head.stream_range.items()):
+            if hi >= start and lo < end:
+                ids.add(sid)
+    if matchers:
+        ids &= snapshot.index.streams.match(matchers)
+    return ids
 
 
 def sources(snapshot: Snapshot, stream_ids: Collection[int], start: int, end: int) -> list[Source]:

@@ -17,7 +17,14 @@ from fastapi.responses import PlainTextResponse, Response
 from lokiarrow.config import Config
 from lokiarrow.errors import LokiError
 from lokiarrow.exec.engine import Querier
-from lokiarrow.server import routes_admin, routes_index, routes_push, routes_query
+from lokiarrow.server import (
+    routes_admin,
+    routes_drilldown,
+    routes_index,
+    routes_push,
+    routes_query,
+    routes_tail,
+)
 from lokiarrow.server.deps import Services
 from lokiarrow.server.telemetry import RequestTimer, Telemetry
 from lokiarrow.store.store import Store
@@ -41,7 +48,7 @@ def create_app(config: Config) -> FastAPI:
             store.close()
 
     app = FastAPI(title="lokiarrow", lifespan=lifespan, docs_url=None, redoc_url=None)
-    for module in (routes_push, routes_query, routes_index, routes_admin):
+    for module in (routes_push, routes_query, routes_index, routes_drilldown, routes_tail, routes_admin):
         app.include_router(module.router)
 
     @app.exception_handler(LokiError)

@@ -28,14 +28,14 @@ async def metrics(svc: ServicesDep) -> Response:
 
 # the Loki release whose API this one serves (clients such as Grafana gate features on it); the
 # build metadata after `+` names lokiarrow's own version and leaves semver comparisons alone
-LOKI_API_VERSION = "3.5.0"
+LOKI_VERSION = f"3.5.0+lokiarrow.{__version__}"
 
 
 @router.get("/loki/api/v1/status/buildinfo")
 async def buildinfo() -> Response:
     """Loki answers its build info as the object itself, not in a status/data envelope."""
     return Response(orjson.dumps({
-        "version": f"{LOKI_API_VERSION}+lokiarrow.{__version__}", "revision": f"lokiarrow-{__version__}",
+        "version": LOKI_VERSION, "revision": f"lokiarrow-{__version__}",
         "branch": "", "buildUser": "", "buildDate": "", "goVersion": f"python{platform.python_version()}"}),
         media_type="application/json")
 
