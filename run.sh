@@ -15,8 +15,13 @@ venv() {
 
 test_tools() {
   # Node.js packages for the tests: winston-loki (a client), @grafana/lezer-logql (Grafana's LogQL grammar).
-  if ! command -v npm >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+  # NGINX (the gateway's tests run the real one) and htpasswd; Node.js for the npm packages below
+  local missing=()
+  command -v npm >/dev/null || missing+=(nodejs npm)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+  command -v htpasswd >/dev/null || missing+=(apache2-utils)
+  if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
   local stamp=tests/clients/node/node_modules/.installed-$(sha1sum tests/clients/node/package-lock.json | cut -c1-12)
   if [ ! -f "$stamp" ]; then (cd tests/clients/node && npm ci --silent --no-audit --no-fund) && touch "$stamp"; fi
