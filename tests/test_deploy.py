@@ -140,7 +140,14 @@ def test_compose_wiring() -> None:
                 assert (ROOT / source).exists(), f"{source} is mounted but missing"
     grafana_mounts = {v.split(":")[1]: (ROOT / v.split(":")[0]).resolve() for v in services["grafana"]["volumes"]}
     assert grafana_mounts[PROVISIONED_AT] == DATASOURCES.resolve()
-    assert services["grafana"]["depends_on"]["lokiarrow"] == {"condition": "service_healthy"}
+    assert services["gateway"]["depends_on"]["lokiarrow"] == {"condition": "service_healthy"}
+    assert "gateway" in services["grafana"]["depends_on"]
+    gateway = services["gateway"]["environment"]
+    assert gateway["GATEWAY_WRITE_URL"] == gateway["GATEWAY_READ_URL"] == f"http://lokiarrow:{exposed_port()}"
+    # every variable of the template has a value (the image's envsubst would leave it unset)
+    wanted = set(re.findall(r"\$\{(GATEWAY_[A-Z_]+)\}", (ROOT / "deploy/gateway/nginx.conf.template").read_text()))
+    assert wanted and wanted <= set(gateway)
+    assert "-auth.enabled=true" in services["lokiarrow"]["command"]  # the gateway's tenants count
 
 
 def test_grafana_provisioning_follows_grafanas_format() -> None:
@@ -169,8 +176,13 @@ def test_the_provisioned_data_source_reaches_lokiarrow() -> None:
     assert all(n == 1 for n in defaults.values()), f"more than one default data source in an organisation: {defaults}"
     [loki] = [ds for ds in sources if ds["type"] == "loki"]
     url = urlsplit(loki["url"])
-    assert (url.scheme, url.hostname, url.port, url.path) == ("http", "lokiarrow", exposed_port(), "")
-    assert url.hostname in compose()["services"] and loki["access"] == "proxy"
+    gateway = compose()["services"]["gateway"]["environment"]
+    assert (url.scheme, url.hostname, url.port, url.path) == ("http", "gateway", int(gateway["GATEWAY_PORT"]), "")
+    assert loki["access"] == "proxy" and loki["basicAuth"] is True
+    # the login Grafana uses is one the gateway accepts
+    check = ["htpasswd", "-vb", str(ROOT / "deploy/gateway/htpasswd"), loki["basicAuthUser"],
+             loki["secureJsonData"]["basicAuthPassword"]]
+    assert subprocess.run(check, capture_output=True).returncode == 0
 
 
 def test_the_image_copies_what_pip_install_needs() -> None:
