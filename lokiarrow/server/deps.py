@@ -15,7 +15,7 @@ from lokiarrow.server.telemetry import Telemetry
 from lokiarrow.store.store import Store
 
 DEFAULT_TENANT = "fake"
-_TENANT = re.compile(r"^[a-zA-Z0-9!\-_.*'()]{1,150}$")
+_UNSUPPORTED = re.compile(r"[^a-zA-Z0-9!\-_.*'()]")
 
 
 class Unauthorized(LokiError):
@@ -42,9 +42,26 @@ def tenant(request: Request) -> str:
     org = request.headers.get("X-Scope-OrgID", "")
     if not org:
         raise Unauthorized("no org id")
-    if not _TENANT.match(org) or org in (".", ".."):
-        raise BadRequest(f"tenant ID '{org}' is invalid")
+    problem = tenant_problem(org)
+    if problem:
+        raise BadRequest(problem)
     return org
+
+
+MAX_TENANT_LENGTH = 150
+
+
+def tenant_problem(org: str) -> str | None:
+    """Why a tenant id is refused, in Loki's words (dskit's ValidTenantID), or None. Tenant ids
+    name folders of the store: the rules keep them inside their tenant's tree."""
+    bad = _UNSUPPORTED.search(org)
+    if bad:
+        return f"tenant ID '{org}' contains unsupported character '{bad.group()}'"
+    if len(org.encode()) > MAX_TENANT_LENGTH:
+        return f"tenant ID is too long: max {MAX_TENANT_LENGTH} characters"
+    if org in (".", ".."):
+        return "tenant ID is '.' or '..'"
+    return None
 
 
 async def params(request: Request) -> dict[str, str]:
