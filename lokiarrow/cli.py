@@ -29,6 +29,7 @@ def serve_parser(parser: argparse.ArgumentParser) -> None:
     _flag(parser, "common.path-prefix", help="data root: a folder or an fsspec URL (default ./data)")
     _flag(parser, "target", help="which components to run (all)")
     _flag(parser, "auth.enabled", type=_bool, nargs="?", const=True, help="require X-Scope-OrgID")
+    _flag(parser, "runtime-config.file", help="YAML file of per-tenant limit overrides, re-read when it changes")
     _flag(parser, "log.level", default="info", help="debug, info, warn or error")
 
 
@@ -44,6 +45,7 @@ def load_config(args: argparse.Namespace) -> Config:
         "path_prefix": args.common_path_prefix,
         "target": args.target,
         "auth_enabled": args.auth_enabled,
+        "runtime_config_file": args.runtime_config_file,
     }
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 

@@ -75,6 +75,8 @@ class Config:
     path_prefix: str = "./data"
     limits: Limits = field(default_factory=Limits)
     ingester: Ingester = field(default_factory=Ingester)
+    runtime_config_file: str | None = None   # per-tenant `overrides` (lokiarrow/overrides.py)
+    runtime_config_period: int = 10 * 10**9  # ns: how often the file is looked at
 
 
 _DURATION_FIELDS = {"reject_old_samples_max_age", "creation_grace_period", "max_query_length",
@@ -104,7 +106,8 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     return value
 
 
-def _apply(obj: Any, section: dict[str, Any] | None) -> Any:
+def apply_section(obj: Any, section: dict[str, Any] | None) -> Any:
+    """`obj` (a settings dataclass) with the YAML section's known keys applied, read as its types."""
     if not section:
         return obj
     known = {f.name: getattr(obj, f.name) for f in fields(obj)}
@@ -132,13 +135,17 @@ def from_yaml(text: str, base: Config | None = None) -> Config:
     wal = ingester.pop("wal", None) or {}
     if "enabled" in wal:
         ingester["wal_enabled"] = wal["enabled"]
+    runtime = doc.get("runtime_config") or {}
+    period = runtime.get("period")
     return replace(
         cfg,
+        runtime_config_file=str(runtime["file"]) if runtime.get("file") else cfg.runtime_config_file,
+        runtime_config_period=(parse_duration_ns(str(period)) if period is not None else cfg.runtime_config_period),
         target=str(doc.get("target", cfg.target)),
         auth_enabled=bool(doc.get("auth_enabled", cfg.auth_enabled)),
         http_listen_address=str(server.get("http_listen_address", cfg.http_listen_address)),
         http_listen_port=int(server.get("http_listen_port", cfg.http_listen_port)),
         path_prefix=str(common.get("path_prefix", cfg.path_prefix)),
-        limits=_apply(cfg.limits, doc.get("limits_config")),
-        ingester=_apply(cfg.ingester, ingester),
+        limits=apply_section(cfg.limits, doc.get("limits_config")),
+        ingester=apply_section(cfg.ingester, ingester),
     )

@@ -26,6 +26,7 @@ from lokiarrow.exec.sources import streams_in_range
 from lokiarrow.logql.ast import Expr, LogExpr, VectorAggregation
 from lokiarrow.logql.parser import parse_expr, parse_matchers
 from lokiarrow.model import Matcher
+from lokiarrow.overrides import TenantLimits
 from lokiarrow.store.store import Store
 from lokiarrow.store.tenant import Snapshot
 
@@ -48,9 +49,9 @@ def _sort_order(expr: Expr) -> str | None:
 
 
 class Querier:
-    def __init__(self, store: Store, limits: Limits) -> None:
+    def __init__(self, store: Store, limits: Limits | TenantLimits) -> None:
         self.store = store
-        self.limits = limits
+        self.limits = limits if isinstance(limits, TenantLimits) else TenantLimits(limits)
 
     def _snapshot(self, tenant: str) -> Snapshot:
         return self.store.tenant(tenant).snapshot()
@@ -60,7 +61,7 @@ class Querier:
         expr = parse_expr(req.query)
         if not isinstance(expr, LogExpr):
             return self._metric_range(tenant, expr, req, began)
-        max_limit = self.limits.max_entries_limit_per_query
+        max_limit = self.limits(tenant).max_entries_limit_per_query
         if max_limit and req.limit > max_limit:
             raise BadRequest(f"max entries limit per query exceeded, limit > max_entries_limit "
                              f"({req.limit} > {max_limit})")
@@ -88,7 +89,7 @@ class Querier:
         if isinstance(value, Scalar):
             return {"resultType": "scalar", "result": answers.scalar(value, at),
                     "stats": stats_block(stats, time.perf_counter() - began)}
-        self._check_series(value)
+        self._check_series(tenant, value)
         return {"resultType": "vector", "result": answers.vector(value, _sort_order(expr)),
                 "stats": stats_block(stats, time.perf_counter() - began)}
 
@@ -97,12 +98,12 @@ class Querier:
         steps = np.arange(req.start, req.end + 1, req.step_ns, dtype=np.int64)
         value = evaluate(expr, Context(self._snapshot(tenant), steps, req.step_ns, stats))
         if isinstance(value, Matrix):
-            self._check_series(value)
+            self._check_series(tenant, value)
         return {"resultType": "matrix", "result": answers.matrix(value, steps),
                 "stats": stats_block(stats, time.perf_counter() - began)}
 
-    def _check_series(self, value: Matrix) -> None:
-        limit = self.limits.max_query_series
+    def _check_series(self, tenant: str, value: Matrix) -> None:
+        limit = self.limits(tenant).max_query_series
         if limit and value.series_count() > limit:
             raise BadRequest(f"maximum number of series ({limit}) reached for a single query; "
                              "consider reducing query cardinality by adding more filters")
@@ -139,7 +140,7 @@ class Querier:
             if not matchers:
                 raise BadRequest("0 matchers in group: {}")
             ids |= streams_in_range(snapshot, start, end, matchers)
-        limit = self.limits.max_query_series
+        limit = self.limits(tenant).max_query_series
         result = [dict(labels[sid]) for sid in sorted(ids, key=lambda s: snapshot.index.streams.text[s])]
         if limit and len(result) > limit:
             raise BadRequest(f"the query hit the max number of series limit (limit: {limit} series)")

@@ -322,9 +322,9 @@ class Watcher:
 class TailHub:
     """Every open tail of a server, by tenant. Lives on one event loop."""
 
-    def __init__(self, store: Store, limits: Limits) -> None:
+    def __init__(self, store: Store, limits: Callable[[str], Limits]) -> None:
         self.store = store
-        self.max_tails = limits.max_concurrent_tail_requests
+        self.limits = limits  # per tenant
         self._watchers: dict[str, Watcher] = {}
 
     async def open(self, tenant: str, expr: Expr, request: TailRequest) -> Tail:
@@ -334,9 +334,10 @@ class TailHub:
         watcher = self._watchers.get(tenant)
         if watcher is None:
             watcher = self._watchers[tenant] = Watcher(self.store.tenant(tenant), self._idle)
-        if len(watcher.tails) >= self.max_tails:
+        max_tails = self.limits(tenant).max_concurrent_tail_requests
+        if len(watcher.tails) >= max_tails:
             raise BadRequest(f"max concurrent tail requests limit exceeded, count > limit "
-                             f"({len(watcher.tails) + 1} > {self.max_tails})")
+                             f"({len(watcher.tails) + 1} > {max_tails})")
         tail = Tail(expr, request)
         snapshot = watcher.register(tail)
         try:

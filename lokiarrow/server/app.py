@@ -17,6 +17,7 @@ from fastapi.responses import PlainTextResponse, Response
 from lokiarrow.config import Config
 from lokiarrow.errors import LokiError
 from lokiarrow.exec.engine import Querier
+from lokiarrow.overrides import TenantLimits
 from lokiarrow.server import (
     routes_admin,
     routes_drilldown,
@@ -41,7 +42,8 @@ def create_app(config: Config) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = Store(config.path_prefix, config.ingester)
         store.start()
-        app.state.services = Services(config, store, Querier(store, config.limits), Telemetry())
+        limits = TenantLimits(config.limits, config.runtime_config_file, config.runtime_config_period)
+        app.state.services = Services(config, store, Querier(store, limits), Telemetry(), limits)
         try:
             yield
         finally:

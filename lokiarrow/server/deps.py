@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from lokiarrow.config import Config
 from lokiarrow.errors import BadRequest, LokiError
 from lokiarrow.exec.engine import Querier
+from lokiarrow.overrides import TenantLimits
 from lokiarrow.server.telemetry import Telemetry
 from lokiarrow.store.store import Store
 
@@ -28,6 +29,7 @@ class Services:
     store: Store
     querier: Querier
     telemetry: Telemetry
+    limits: TenantLimits   # limits(tenant): limits_config with the tenant's runtime overrides
 
 
 def services(request: Request) -> Services:

@@ -65,14 +65,14 @@ def _log_query(params: Mapping[str, str]) -> LogExpr:
     return expr
 
 
-def _sample_params(svc: Services, p: Mapping[str, str]) -> tuple[LogExpr, int, int, int, int]:
+def _sample_params(svc: Services, tenant: str, p: Mapping[str, str]) -> tuple[LogExpr, int, int, int, int]:
     """The query, bounds, line limit and field limit of a detected-fields request."""
     start, end = parse_bounds(p)
     line_limit = _count(p, "line_limit", DEFAULT_LINE_LIMIT, "line_limit")
     limit = _count({"limit": p.get("limit") or p.get("field_limit") or ""}, "limit", DEFAULT_FIELD_LIMIT, "limit")
     parse_step(p, start, end)
     expr = _log_query(p)
-    max_limit = svc.config.limits.max_entries_limit_per_query
+    max_limit = svc.limits(tenant).max_entries_limit_per_query
     if max_limit and line_limit > max_limit:
         raise BadRequest(f"max entries limit per query exceeded, limit > max_entries_limit "
                          f"({line_limit} > {max_limit})")
@@ -90,14 +90,14 @@ async def detected_labels(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> 
 
 @router.api_route("/loki/api/v1/detected_fields", methods=["GET", "POST"])
 async def detected_fields(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
-    expr, start, end, line_limit, limit = _sample_params(svc, p)
+    expr, start, end, line_limit, limit = _sample_params(svc, tenant, p)
     snapshot = svc.store.tenant(tenant).snapshot()
     return _json(await run_in_threadpool(drilldown.detected_fields, snapshot, expr, start, end, line_limit, limit))
 
 
 @router.api_route("/loki/api/v1/detected_field/{name}/values", methods=["GET", "POST"])
 async def detected_field_values(name: str, svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
-    expr, start, end, line_limit, limit = _sample_params(svc, p)
+    expr, start, end, line_limit, limit = _sample_params(svc, tenant, p)
     snapshot = svc.store.tenant(tenant).snapshot()
     return _json(await run_in_threadpool(drilldown.detected_field_values, snapshot, expr, name, start, end,
                                          line_limit, limit))
@@ -155,7 +155,7 @@ def drilldown_limits(limits: Limits) -> dict[str, Any]:
 
 @router.get("/loki/api/v1/drilldown-limits")
 async def limits(svc: ServicesDep, tenant: TenantDep) -> Response:
-    doc = {"limits": drilldown_limits(svc.config.limits), "pattern_ingester_enabled": True,
+    doc = {"limits": drilldown_limits(svc.limits(tenant)), "pattern_ingester_enabled": True,
            "version": LOKI_VERSION}
     return Response(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS) + b"\n", media_type="application/json")
 

@@ -21,7 +21,7 @@ router = APIRouter()
 
 def _ingest(svc: Services, tenant: str, body: bytes, content_type: str | None,
             content_encoding: str | None, legacy: bool) -> None:
-    prepared = prepare_push(tenant, body, content_type, content_encoding, svc.config.limits,
+    prepared = prepare_push(tenant, body, content_type, content_encoding, svc.limits(tenant),
                             time.time_ns(), legacy=legacy)
     batch = prepared.batch
     if batch.num_rows:

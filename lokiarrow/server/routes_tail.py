@@ -65,7 +65,7 @@ def _hub(app: FastAPI) -> TailHub:
     hub = getattr(app.state, "tail_hub", None)
     if hub is None:
         svc: Services = app.state.services
-        hub = app.state.tail_hub = TailHub(svc.store, svc.config.limits)
+        hub = app.state.tail_hub = TailHub(svc.store, svc.limits)
     return cast(TailHub, hub)
 
 
