@@ -1,0 +1,21 @@
+"""A log entry on its way through the agent's pipeline stages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class Entry:
+    """What Promtail's stages see and change: the labels to send, the time (ns), the line, the
+    structured metadata, the values extracted by earlier stages (Promtail's `extracted` map,
+    where `json`/`regex`/`logfmt` put what they find), and the tenant to push to (None: the
+    client's own)."""
+
+    labels: dict[str, str]
+    ts: int
+    line: str
+    metadata: dict[str, str] = field(default_factory=dict)
+    extracted: dict[str, Any] = field(default_factory=dict)
+    tenant: str | None = None
