@@ -78,9 +78,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lokiarrow", description="A Loki-compatible log store on Parquet.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser(commands.add_parser("serve", help="run the server (push, query, flush)"))
+    from lokiarrow.agent.cli import agent_parser, command
+    agent_parser(commands.add_parser("agent", help="tail log files and push them (reads Promtail's config)"))
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level.upper().replace("WARN", "WARNING"), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "agent":
+        return command(args)
     try:
         return serve(args)
     except LokiError as exc:

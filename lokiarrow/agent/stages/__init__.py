@@ -15,7 +15,7 @@ what Promtail would refuse, with the field's path.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from lokiarrow.agent.entry import Entry
 from lokiarrow.agent.settings import ConfigError, Section
@@ -27,7 +27,7 @@ class Stage(Protocol):
     def flush(self, now_ns: int) -> list[Entry]: ...
 
 
-Builder = Callable[[Section], Stage]
+Builder = Callable[[Any], Stage]  # given a Section, or the list of a list-valued stage
 
 
 class Pipeline:
@@ -73,5 +73,7 @@ def build(items: list[Section] | None, path: str = "pipeline_stages") -> Pipelin
         builder = known.get(name)
         if builder is None:
             raise ConfigError(item.at(name), "unknown stage")
-        stages.append(builder(item.section(name)))
+        value = item.value[name]
+        # most stages take a mapping; `labeldrop`/`labelallow` take a list of names
+        stages.append(builder(value if isinstance(value, list) else item.section(name)))
     return Pipeline(stages)
