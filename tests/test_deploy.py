@@ -221,3 +221,20 @@ def test_the_entrypoint_serves_and_passes_the_healthcheck(tmp_path: Path) -> Non
         proc.kill()
         proc.wait(10)
     assert any(p.is_file() for p in data.rglob("*")), "the server did not keep its data in the volume's path"
+
+
+def test_the_compose_agent_ships_through_the_gateway_with_a_login_it_accepts() -> None:
+    from lokiarrow.agent import config as agent_config
+    agent = compose()["services"]["agent"]
+    [mounted] = [v.split(":")[0] for v in agent["volumes"] if v.split(":")[1] == "/etc/agent/promtail.yaml"]
+    assert "-config.file=/etc/agent/promtail.yaml" in agent["entrypoint"] and agent["entrypoint"][:2] == [
+        "lokiarrow", "agent"]
+    config = agent_config.parse((ROOT / mounted).read_text())  # the agent's own reader accepts it
+    assert f":{config.server.http_listen_port}/ready" in agent["healthcheck"]["test"][-1]
+    [client] = config.clients
+    url = urlsplit(client.value["url"])
+    gateway = compose()["services"]["gateway"]["environment"]
+    assert (url.hostname, url.port, url.path) == ("gateway", int(gateway["GATEWAY_PORT"]), "/loki/api/v1/push")
+    auth = client.value["basic_auth"]
+    check = ["htpasswd", "-vb", str(ROOT / "deploy/gateway/htpasswd"), auth["username"], auth["password"]]
+    assert subprocess.run(check, capture_output=True).returncode == 0
