@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import UTC, datetime
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lokiarrow.agent import stages
 from lokiarrow.agent.entry import Entry
 from lokiarrow.agent.settings import ConfigError, Section
+from lokiarrow.agent.stages import timestamps
+from lokiarrow.agent.stages.timestamps import parser_for
 
 T0 = 1_700_000_000_000_000_000
 
@@ -113,3 +118,22 @@ def test_bad_config(stage: str, message: str) -> None:
     with pytest.raises(ConfigError, match=r"pipeline_stages\[0\]\." + message):
         stages.build(Section({"pipeline_stages": [{"timestamp": yaml.safe_load(stage)}]}, "")
                      .sections("pipeline_stages"), "pipeline_stages")
+
+
+@settings(max_examples=300, deadline=None)
+@given(moment=st.datetimes(min_value=dt.datetime(1971, 1, 1), max_value=dt.datetime(2200, 12, 31)),
+       digits=st.integers(0, 9), fraction=st.integers(0, 999_999_999),
+       offset=st.sampled_from(["Z", "+00:00", "+05:30", "-08:00", "+14:00"]),
+       odd=st.sampled_from(["", "13-", "T25", "z", " "]))
+def test_the_fast_rfc3339_path_agrees_with_the_layout_parser(moment: dt.datetime, digits: int, fraction: int,
+                                                             offset: str, odd: str) -> None:
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S") + (f".{fraction:09d}"[:digits + 1] if digits else "") + offset
+    if odd == "13-":
+        text = text[:5] + "13" + text[7:]      # no month 13
+    elif odd == "T25":
+        text = text[:11] + "25" + text[13:]    # no hour 25
+    elif odd:
+        text = text.replace("Z", odd) if "Z" in text else text + odd
+    general = timestamps._layout(timestamps.NAMED_LAYOUTS["RFC3339Nano"], UTC)  # noqa: SLF001
+    assert parser_for("RFC3339Nano", UTC)(text) == general(text)
+    assert parser_for("RFC3339", UTC)(text) == timestamps._layout(timestamps.NAMED_LAYOUTS["RFC3339"], UTC)(text)
