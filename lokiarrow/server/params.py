@@ -99,19 +99,27 @@ def parse_series_groups(selectors: list[str]) -> list[str]:
 
 
 def parse_limit(params: Mapping[str, str], default: int = 100) -> int:
-    value = params.get("limit")
+    return parse_count(params, "limit", default)
+
+
+def parse_count(params: Mapping[str, str], name: str, default: int, zero_is_default: bool = False) -> int:
+    """A positive 32-bit count parameter (`limit`, `line_limit`), read and refused as Loki does;
+    absent (or 0, where Loki reads 0 as "the default") gives `default`."""
+    value = params.get(name)
     if not value:
         return default
     if not _GO_INT.match(value):
         raise BadRequest(f'strconv.Atoi: parsing "{value}": invalid syntax')
-    limit = int(value)
-    if abs(limit) > MAX_INT64:
+    count = int(value)
+    if abs(count) > MAX_INT64:
         raise BadRequest(f'strconv.Atoi: parsing "{value}": value out of range')
-    if limit <= 0:
+    if count == 0 and zero_is_default:
+        return default
+    if count <= 0:
         raise BadRequest("limit must be a positive value")
-    if limit > MAX_UINT32:
-        raise BadRequest(f"limit value {limit} is out of range [0, {MAX_UINT32}]")
-    return limit
+    if count > MAX_UINT32:
+        raise BadRequest(f"{name} value {count} is out of range [0, {MAX_UINT32}]")
+    return count
 
 
 def parse_backward(params: Mapping[str, str]) -> bool:

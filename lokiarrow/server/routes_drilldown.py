@@ -17,7 +17,7 @@ from lokiarrow.logql.ast import LogExpr
 from lokiarrow.logql.parser import parse_expr, parse_matchers
 from lokiarrow.model import Matcher
 from lokiarrow.server.deps import ParamsDep, Services, ServicesDep, TenantDep
-from lokiarrow.server.params import parse_bounds, parse_step
+from lokiarrow.server.params import parse_bounds, parse_count, parse_step
 from lokiarrow.server.routes_admin import LOKI_VERSION
 from lokiarrow.server.routes_query import success
 
@@ -38,22 +38,6 @@ def _json(doc: Any) -> Response:
     return Response(orjson.dumps(doc) + b"\n", media_type="application/json")
 
 
-def _count(params: Mapping[str, str], name: str, default: int, label: str) -> int:
-    """A positive integer parameter, with Loki's messages."""
-    value = params.get(name) or ""
-    if not value:
-        return default
-    try:
-        number = int(value)
-    except ValueError:
-        raise BadRequest(f'strconv.Atoi: parsing "{value}": invalid syntax') from None
-    if number <= 0:
-        raise BadRequest("limit must be a positive value")
-    if number > 2**32 - 1:
-        raise BadRequest(f"{label} value {number} is out of range [0, {2**32 - 1}]")
-    return number
-
-
 def _selector(query: str | None) -> tuple[Matcher, ...] | None:
     return parse_matchers(query) if query else None
 
@@ -68,8 +52,8 @@ def _log_query(params: Mapping[str, str]) -> LogExpr:
 def _sample_params(svc: Services, tenant: str, p: Mapping[str, str]) -> tuple[LogExpr, int, int, int, int]:
     """The query, bounds, line limit and field limit of a detected-fields request."""
     start, end = parse_bounds(p)
-    line_limit = _count(p, "line_limit", DEFAULT_LINE_LIMIT, "line_limit")
-    limit = _count({"limit": p.get("limit") or p.get("field_limit") or ""}, "limit", DEFAULT_FIELD_LIMIT, "limit")
+    line_limit = parse_count(p, "line_limit", DEFAULT_LINE_LIMIT)
+    limit = parse_count({"limit": p.get("limit") or p.get("field_limit") or ""}, "limit", DEFAULT_FIELD_LIMIT)
     parse_step(p, start, end)
     expr = _log_query(p)
     max_limit = svc.limits(tenant).max_entries_limit_per_query

@@ -18,13 +18,19 @@ from lokiarrow.errors import BadRequest
 from lokiarrow.exec import index_queries
 from lokiarrow.exec.index_queries import VolumeRequest
 from lokiarrow.server.deps import ParamsDep, ServicesDep, TenantDep
-from lokiarrow.server.params import parse_backward, parse_bounds, parse_limit, parse_step, parse_time
+from lokiarrow.server.params import (
+    parse_backward,
+    parse_bounds,
+    parse_count,
+    parse_limit,
+    parse_step,
+    parse_time,
+)
 from lokiarrow.server.routes_query import success
 
 router = APIRouter()
 
 DEFAULT_VOLUME_LIMIT = 100
-MAX_UINT32 = 2**32 - 1
 
 
 @router.api_route("/loki/api/v1/index/stats", methods=["GET", "POST"])
@@ -44,7 +50,7 @@ async def index_stats(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Resp
 
 @router.api_route("/loki/api/v1/index/volume", methods=["GET", "POST"])
 async def volume(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
-    limit = _volume_limit(p)
+    limit = parse_count(p, "limit", DEFAULT_VOLUME_LIMIT, zero_is_default=True)  # Loki: 0 is 100
     parse_time(p.get("time"), 0)
     parse_backward(p)
     start, end = parse_bounds(p)
@@ -54,7 +60,7 @@ async def volume(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
 
 @router.api_route("/loki/api/v1/index/volume_range", methods=["GET", "POST"])
 async def volume_range(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
-    limit = _volume_limit(p)
+    limit = parse_count(p, "limit", DEFAULT_VOLUME_LIMIT, zero_is_default=True)  # Loki: 0 is 100
     start, end = parse_bounds(p)
     parse_backward(p)
     step = parse_step(p, start, end)
@@ -67,24 +73,6 @@ async def _volume(svc: ServicesDep, tenant: str, req: VolumeRequest) -> Response
         return index_queries.volume(svc.store.tenant(tenant).snapshot(), req)
 
     return success(await run_in_threadpool(run))
-
-
-def _volume_limit(p: Mapping[str, str]) -> int:
-    """Loki's volume `limit`: 100 when absent or 0, else a positive 32-bit count."""
-    value = p.get("limit") or ""
-    if not value:
-        return DEFAULT_VOLUME_LIMIT
-    try:
-        limit = int(value)
-    except ValueError:
-        raise BadRequest(f'strconv.Atoi: parsing "{value}": invalid syntax') from None
-    if limit == 0:
-        return DEFAULT_VOLUME_LIMIT
-    if limit < 0:
-        raise BadRequest("limit must be a positive value")
-    if limit > MAX_UINT32:
-        raise BadRequest(f"limit value {limit} is out of range [0, {MAX_UINT32}]")
-    return limit
 
 
 def _target_labels(p: Mapping[str, str]) -> tuple[str, ...]:
