@@ -44,10 +44,11 @@ case "${1:-}" in
   bench)
     venv test
     shift
+    if [ "${1:-}" = agent ]; then shift; exec .venv/bin/python -m bench.agent "$@"; fi
     exec .venv/bin/python -m bench.run "$@"
     ;;
   *)
-    echo "usage: ./run.sh serve [lokiarrow serve flags] | test [pytest args] | bench [flags]" >&2
+    echo "usage: ./run.sh serve [lokiarrow serve flags] | test [pytest args] | bench [agent] [flags]" >&2
     exit 2
     ;;
 esac

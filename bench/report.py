@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import sys
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -337,3 +338,24 @@ def summary(r: Results) -> str:
                      f"{'  (answer differs from floor!)' if q.same_as_floor is False else ''}"
                      f"{'  ' + q.error if q.error else ''}")
     return "\n".join(lines)
+
+
+# BENCHMARKS.md holds one section per benchmark command; a run rewrites its own and keeps the others.
+_SECTION = re.compile(r"<!-- section (\S+) -->\n.*?<!-- /section \1 -->\n?", re.S)
+
+
+def replace_section(text: str, name: str, body: str) -> str:
+    """`text` with the section `name` holding `body` (appended when it has none yet)."""
+    block = f"<!-- section {name} -->\n{body.rstrip()}\n<!-- /section {name} -->\n"
+    for found in _SECTION.finditer(text):
+        if found.group(1) == name:
+            return text[:found.start()] + block + text[found.end():]
+    return f"{text.rstrip()}\n\n{block}" if text.strip() else block
+
+
+def keep_sections(old: str, new: str) -> str:
+    """`new` followed by the sections of `old` that `new` does not have."""
+    for found in _SECTION.finditer(old):
+        if f"<!-- section {found.group(1)} -->" not in new:
+            new = f"{new.rstrip()}\n\n{found.group()}"
+    return new

@@ -61,7 +61,7 @@ from bench.queries import (
     regexp_group,
     setup_duckdb,
 )
-from bench.report import MetricResult, QueryResult, Results, markdown, summary
+from bench.report import MetricResult, QueryResult, Results, keep_sections, markdown, summary
 from bench.server import Noise, Sampler, ServerProcess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -500,7 +500,8 @@ def main(argv: list[str] | None = None) -> int:
     raw = OUT / f"results-{spec.key()}.json" if args.output == DEFAULT_OUTPUT else args.output.with_suffix(".json")
     raw.parent.mkdir(parents=True, exist_ok=True)
     raw.write_bytes(orjson.dumps(res.to_dict(), option=orjson.OPT_INDENT_2))
-    args.output.write_text(markdown(res))
+    old = args.output.read_text() if args.output.exists() else ""
+    args.output.write_text(keep_sections(old, markdown(res)))
     print(summary(res))
     print(f"wrote {args.output}")
     return 0

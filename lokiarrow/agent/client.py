@@ -1,7 +1,7 @@
 """Shipping entries to Loki's push API as Promtail's client does.
 
-1. `send` puts an entry on a bounded queue; when the queue is full (the server is down and the
-   sender is retrying) it blocks, or refuses after its timeout: memory stays bounded.
+1. `send` puts a list of entries on a bounded queue; when the queue is full (the server is down
+   and the sender is retrying) it blocks, or refuses after its timeout: memory stays bounded.
 2. One sender thread groups entries per tenant (the entry's, else `tenant_id`) into batches; a
    batch goes out when the next entry would take it past `batchsize` bytes, or after `batchwait`.
 3. A batch is a snappy-compressed `logproto.PushRequest` (streams by label text, structured
@@ -10,7 +10,8 @@
    `max_retries` attempts (0: forever); other statuses are never retried. A batch that is not
    acknowledged in the end is dropped and counted in `promtail_dropped_*`.
 5. `on_batch(marks, acknowledged)` is called once per batch acknowledged or dropped, with the
-   marks given to `send`, so a reader can advance its positions only for what the server has.
+   marks given to `send` and how many of each mark's entries the batch held, so a reader can
+   advance its positions only for what the server has.
 """
 
 from __future__ import annotations
@@ -33,15 +34,14 @@ from lokiarrow.agent.entry import Entry
 from lokiarrow.agent.metrics import REASON_GENERIC, REASON_RATE_LIMITED, AgentMetrics
 from lokiarrow.agent.settings import ConfigError, Section
 from lokiarrow.model import labels_string
-from lokiarrow.wire.push_protobuf import encode_push_request
-from lokiarrow.wire.stream import PushStream
+from lokiarrow.wire.push_protobuf import encode_streams
 
 USER_AGENT = f"lokiarrow-agent/{__version__}"
 TENANT_LABEL = "__tenant_id__"   # set by pipeline stages: overrides the tenant, never sent
 _NS = 1_000_000_000
 _STOP = object()
 
-OnBatch = Callable[[list[Any], bool], None]
+OnBatch = Callable[[list[tuple[Any, int]], bool], None]   # (mark, entries of it), acknowledged
 
 
 @dataclass(frozen=True)
@@ -153,7 +153,9 @@ def _ssl_context(tls: TLSConfig) -> ssl.SSLContext:
 def _entry_bytes(entry: Entry) -> int:
     """What an entry counts toward `batchsize`: its line and its metadata, as Promtail counts."""
     size = len(entry.line) if entry.line.isascii() else len(entry.line.encode())
-    return size + sum(len(k.encode()) + len(v.encode()) for k, v in entry.metadata.items())
+    if entry.metadata:
+        size += sum(len(k.encode()) + len(v.encode()) for k, v in entry.metadata.items())
+    return size
 
 
 class _Batch:
@@ -165,21 +167,27 @@ class _Batch:
         self.bytes = 0
         self.count = 0
         self.streams: dict[str, list[Entry]] = {}
-        self.marks: dict[int, Any] = {}
+        self.marks: dict[int, list[Any]] = {}   # id -> [mark, entries of it here]
 
     def add(self, entry: Entry, labels: str, size: int, mark: Any) -> None:
-        self.streams.setdefault(labels, []).append(entry)
+        entries = self.streams.get(labels)
+        if entries is None:
+            entries = self.streams[labels] = []
+        entries.append(entry)
         self.bytes += size
         self.count += 1
         if mark is not None:
-            self.marks.setdefault(id(mark), mark)
+            counted = self.marks.get(id(mark))
+            if counted is None:
+                self.marks[id(mark)] = [mark, 1]
+            else:
+                counted[1] += 1
 
     def encode(self) -> bytes:
-        streams = []
-        for labels, entries in self.streams.items():
-            metadata = [sorted(e.metadata.items()) for e in entries]
-            streams.append(PushStream.of(labels, [e.ts for e in entries], [e.line for e in entries], metadata))
-        return encode_push_request(streams)
+        return encode_streams(
+            (labels, [e.ts for e in entries], [e.line for e in entries],
+             [sorted(e.metadata.items()) if e.metadata else [] for e in entries])
+            for labels, entries in self.streams.items())
 
 
 class Client:
@@ -192,7 +200,7 @@ class Client:
     """
 
     def __init__(self, config: ClientConfig, metrics: AgentMetrics | None = None,
-                 on_batch: OnBatch | None = None, queue_size: int = 10_000) -> None:
+                 on_batch: OnBatch | None = None, queue_size: int = 64) -> None:
         self.config = config
         self.metrics = metrics or AgentMetrics()
         self.on_batch = on_batch
@@ -216,10 +224,13 @@ class Client:
         self._thread = threading.Thread(target=self._run, name=f"client {self.host}", daemon=True)
         self._thread.start()
 
-    def send(self, entry: Entry, mark: Any = None, timeout: float | None = None) -> bool:
-        """Queue an entry; block while the queue is full, or return False after `timeout` seconds."""
+    def send(self, entries: list[Entry], mark: Any = None, timeout: float | None = None) -> bool:
+        """Queue entries (one item of the queue's `queue_size`); block while the queue is full, or
+        return False after `timeout` seconds."""
+        if not entries:
+            return True
         try:
-            self._queue.put((entry, mark), timeout=timeout)
+            self._queue.put((entries, mark), timeout=timeout)
         except queue.Full:
             return False
         return True
@@ -264,8 +275,9 @@ class Client:
                 return
             now = time.monotonic()
             if item is not None:
-                entry, mark = item
-                self._add(entry, mark, now)
+                entries, mark = item
+                for entry in entries:
+                    self._add(entry, mark, now)
             for tenant, batch in list(self._batches.items()):
                 if now - batch.created >= wait:
                     del self._batches[tenant]
@@ -293,10 +305,10 @@ class Client:
         batch.add(entry, self._labels(labels), size, mark)
 
     def _labels(self, labels: dict[str, str]) -> str:
-        merged = {**self.config.external_labels, **labels} if self.config.external_labels else labels
-        key = tuple(sorted(merged.items()))
+        key = tuple(labels.items())   # unsorted: label sets keep their order, and the text is sorted
         text = self._labels_cache.get(key)
         if text is None:
+            merged = {**self.config.external_labels, **labels} if self.config.external_labels else labels
             if len(self._labels_cache) > 10_000:
                 self._labels_cache.clear()
             text = self._labels_cache[key] = labels_string(merged)
@@ -357,4 +369,4 @@ class Client:
 
     def _report(self, batch: _Batch, acknowledged: bool) -> None:
         if self.on_batch is not None:
-            self.on_batch(list(batch.marks.values()), acknowledged)
+            self.on_batch([(mark, n) for mark, n in batch.marks.values()], acknowledged)

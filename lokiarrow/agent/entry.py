@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     """What Promtail's stages see and change: the labels to send, the time (ns), the line, the
     structured metadata, the values extracted by earlier stages (Promtail's `extracted` map,

@@ -6,7 +6,12 @@ apart; `/metrics` renders `AgentMetrics.registry`.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from lokiarrow.agent.tailer import FileStats
 
 # Promtail's reasons for dropping a batch (clients/pkg/promtail/client).
 REASON_GENERIC = "ingester_error"
@@ -34,7 +39,35 @@ class AgentMetrics:
                                           ["status_code", "host"], registry=r)
         self.batch_retries = Counter("promtail_batch_retries", "Number of times batches has had to be retried.",
                                      ["host", "tenant"], registry=r)
-        self.read_bytes = Counter("promtail_read_bytes", "Number of bytes read.", ["path"], registry=r)
-        self.file_bytes = Gauge("promtail_file_bytes_total", "Number of bytes total.", ["path"], registry=r)
         self.read_lines = Counter("promtail_read_lines", "Number of lines read.", ["path"], registry=r)
-        self.files_active = Gauge("promtail_files_active_total", "Number of active files.", registry=r)
+
+    def watch_files(self, stats: Callable[[], list[FileStats]]) -> None:
+        """Export the files being read, as `stats()` tells at each scrape."""
+        self.registry.register(_FileCollector(stats))
+
+
+class _FileCollector:
+    """Per file: Promtail's gauges (bytes read, file size, active files), and the shipped position
+    (what the positions file will hold) with the lag behind the file's end."""
+
+    def __init__(self, stats: Callable[[], list[FileStats]]) -> None:
+        self.stats = stats
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        files = self.stats()
+        read = GaugeMetricFamily("promtail_read_bytes_total", "Number of bytes read.", labels=["path"])
+        size = GaugeMetricFamily("promtail_file_bytes_total", "Number of bytes total.", labels=["path"])
+        shipped = GaugeMetricFamily("lokiarrow_agent_file_position_bytes",
+                                    "Offset up to which the file's lines were shipped.", labels=["path"])
+        lag = GaugeMetricFamily("lokiarrow_agent_file_lag_bytes", "Bytes of the file not shipped yet.",
+                                labels=["path"])
+        for f in files:
+            read.add_metric([f.path], f.read)
+            size.add_metric([f.path], f.size)
+            shipped.add_metric([f.path], f.position)
+            lag.add_metric([f.path], f.lag)
+        yield from (read, size, shipped, lag)
+        yield GaugeMetricFamily("promtail_files_active_total", "Number of active files.", value=len(files))

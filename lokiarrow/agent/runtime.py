@@ -68,15 +68,6 @@ class _Pending:
             self.batch.ack()
 
 
-class _Mark:
-    """One entry sent to one client (clients report the marks of the batches they finish)."""
-
-    __slots__ = ("pending",)
-
-    def __init__(self, pending: _Pending) -> None:
-        self.pending = pending
-
-
 class Agent:
     def __init__(self, config: AgentConfig, registry: CollectorRegistry, dry_run: bool = False) -> None:
         self.config = config
@@ -84,6 +75,7 @@ class Agent:
         self.metrics = AgentMetrics(registry)
         self.positions = Positions(PositionsConfig.from_section(config.positions))
         self.tailer = Tailer(self.positions, poll_interval=config.min_poll_ns / 1e9)
+        self.metrics.watch_files(self.tailer.stats)
         self._changed = threading.Event()
         self.jobs = [self._job(scrape) for scrape in config.scrape_configs]
         self.clients = [] if dry_run else [
@@ -150,8 +142,7 @@ class Agent:
             return
         pending = _Pending(batch, len(entries) * len(self.clients))
         for client in self.clients:
-            for entry in entries:
-                client.send(entry, _Mark(pending))
+            client.send(entries, pending)
 
     def _flush_held(self, now_ns: int | None = None) -> None:
         """Entries stages held (multiline, cri partials) that are due: sent without a mark (their
@@ -162,15 +153,13 @@ class Agent:
             if self.dry_run:
                 self._print(released)
             for client in self.clients:
-                for entry in released:
-                    client.send(entry)
+                client.send(released)
 
-    def _shipped(self, marks: list[Any], acknowledged: bool) -> None:
+    def _shipped(self, marks: list[tuple[Any, int]], acknowledged: bool) -> None:
         # dropped batches move positions too (the client counted them): Promtail's at-least-once
         # ends at max_retries
-        for mark in marks:
-            if isinstance(mark, _Mark):
-                mark.pending.done()
+        for pending, entries in marks:
+            pending.done(entries)
 
     def _print(self, entries: list[Entry]) -> None:
         """`-dry-run`: the entries on stdout instead of to a server."""

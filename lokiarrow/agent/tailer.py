@@ -6,9 +6,11 @@ Each poll (every ~250 ms, in one reader thread):
 2. Rotation (the path names another inode now): the old file keeps being read to its end, then
    closed; the new file is read from 0. Copytruncate (the size fell below the read offset): read
    again from 0. Deletion: read to the end, close, and forget the position.
-3. Read new bytes in large blocks; the complete lines of a block go out as one `Batch` through a
-   bounded queue; a partial last line waits for its newline. A full queue stops the reading
-   (back-pressure): memory stays bounded whatever the server does.
+3. Read new bytes in large blocks, a few per file in turn so that a busy file does not starve the
+   others; the complete lines of a block go out as one `Batch` through a bounded queue; a
+   partial last line waits for its newline. A full queue stops the reading (back-pressure):
+   memory stays bounded whatever the server does. Reading resumes as soon as the queue has
+   room again, not at the next poll, so a backlog goes at the consumer's pace.
 4. The consumer calls `batch.ack()` once the lines were pushed. A file's position advances only
    over acknowledged batches, in order, so a restart re-reads at most the unacknowledged lines.
 """
@@ -29,6 +31,7 @@ from lokiarrow.agent.positions import Positions
 log = logging.getLogger(__name__)
 
 FILENAME_LABEL = "filename"
+ROOM_WAIT_S = 0.002   # how often a reader stopped by a full queue looks for room
 
 
 @dataclass(frozen=True)
@@ -158,6 +161,7 @@ class Tailer:
         *,
         poll_interval: float = 0.25,
         block_bytes: int = 256 * 1024,
+        blocks_per_turn: int = 4,
         max_batches: int = 32,
         rotation_grace: float = 1.0,
     ) -> None:
@@ -165,6 +169,7 @@ class Tailer:
         self.batches: queue.Queue[Batch] = queue.Queue(maxsize=max_batches)
         self.poll_interval = poll_interval
         self.block_bytes = block_bytes
+        self.blocks_per_turn = blocks_per_turn
         self.rotation_grace = rotation_grace
         self._targets = list(targets)
         self._files: dict[str, _File] = {}
@@ -200,14 +205,22 @@ class Tailer:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            next_poll = time.monotonic() + self.poll_interval
+            more = False
             try:
-                self.poll()
+                more = self.poll()
+                while more and time.monotonic() < next_poll and not self._stop.is_set():
+                    while self.batches.full() and not self._stop.wait(ROOM_WAIT_S):
+                        pass
+                    more = self._read_all()
             except Exception:  # a bad poll must not end the agent's reading
                 log.exception("tailer poll failed")
-            self._stop.wait(self.poll_interval)
+            if not more:
+                self._stop.wait(max(0.0, next_poll - time.monotonic()))
 
-    def poll(self) -> None:
-        """One round: find files, notice rotation/truncation/deletion, read what is new."""
+    def poll(self) -> bool:
+        """One round: find files, notice rotation/truncation/deletion, read what is new until
+        every file is read to its end (False) or the queue is full (True)."""
         now = time.monotonic()
         wanted = self._wanted()
         for path in list(self._files):
@@ -238,12 +251,22 @@ class Tailer:
                     continue
                 with self._lock:
                     self._files[path] = opened
-        for f, _ in self._retired:
-            self._read(f)
         for f in self._files.values():
             f.size = os.fstat(f.fd).st_size
-            self._read(f)
+        more = self._read_all()
         self._close_retired(now)
+        return more
+
+    def _read_all(self) -> bool:
+        """Read the files in turns of `blocks_per_turn` blocks until all are at their end (False)
+        or the queue is full (True)."""
+        with self._lock:
+            files = [f for f, _ in self._retired] + list(self._files.values())
+        while files and not self._stop.is_set():
+            files = [f for f in files if self._read(f)]
+            if self.batches.full():
+                return True
+        return False
 
     def _wanted(self) -> dict[str, dict[str, str]]:
         with self._lock:
@@ -280,12 +303,15 @@ class Tailer:
         with self._lock:
             self._retired = keep
 
-    def _read(self, f: _File) -> None:
-        """Read `f` to its end in blocks while the queue has room."""
-        while not self.batches.full() and not self._stop.is_set():
+    def _read(self, f: _File) -> bool:
+        """Read up to `blocks_per_turn` blocks of `f` while the queue has room; True when `f` may
+        have more."""
+        for _ in range(self.blocks_per_turn):
+            if self.batches.full() or self._stop.is_set():
+                return True
             data = os.pread(f.fd, self.block_bytes, f.offset)
             if not data:
-                return
+                return False
             f.offset += len(data)
             buf = f.partial + data if f.partial else data
             cut = buf.rfind(b"\n")
@@ -295,6 +321,7 @@ class Tailer:
             f.partial = buf[cut + 1 :]
             lines = buf[:cut].decode("utf-8", "replace").split("\n")
             self._hand_over(f, lines, f.offset - len(f.partial))
+        return True
 
     def _hand_over(self, f: _File, lines: list[str], end: int) -> None:
         self.batches.put(Batch(f.path, f.labels, lines, end, f.acks))

@@ -16,7 +16,7 @@ Decoding a stream, fast path first (every step runs in C; Python touches each st
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import chain, repeat
 from typing import Any
 
@@ -195,40 +195,29 @@ def _cause(exc: Exception) -> str:
     return text if text.startswith("snappy") else f"snappy: {text}"
 
 
-def _varint(value: int) -> bytes:
-    if value < 0:
-        value += 1 << 64
-    out = bytearray()
-    while value > 0x7F:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
-
-def _field(number: int, payload: bytes) -> bytes:
-    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
-
-
 def encode_push_request(streams: Iterable[PushStream]) -> bytes:
     """Encode streams as Loki's push body: `logproto.PushRequest`, snappy block compressed.
 
-    Dict labels are written as their canonical text. Every entry carries its timestamp field (as
-    Go's Loki and Promtail write it), so any Loki or lokiarrow server reads the body alike.
-    """
-    out = bytearray()
-    for stream in streams:
-        labels = stream.labels if isinstance(stream.labels, str) else labels_string(stream.labels)
-        body = bytearray(_field(1, labels.encode()) if labels else b"")
-        metadata = stream.metadata
-        for i, (ts, line) in enumerate(zip(stream.timestamps.to_pylist(), stream.lines.to_pylist(), strict=True)):
-            seconds, nanos = divmod(ts, _NS)
-            stamp = (b"\x08" + _varint(seconds) if seconds else b"") + (b"\x10" + _varint(nanos) if nanos else b"")
-            entry = _field(1, stamp) + (_field(2, line.encode()) if line else b"")
-            if metadata is not None:
+    Dict labels are written as their canonical text."""
+    return encode_streams(
+        (s.labels if isinstance(s.labels, str) else labels_string(s.labels),
+         s.timestamps.to_pylist(), s.lines.to_pylist(), s.metadata) for s in streams)
+
+
+def encode_streams(streams: Iterable[tuple[str, Sequence[int], Sequence[str], Sequence[Pairs] | None]]) -> bytes:
+    """The push body of (label text, timestamps, lines, metadata pairs per entry or None) streams,
+    built by protobuf's C runtime. Every entry carries its timestamp field (as Go's Loki and
+    Promtail write it), so any Loki or lokiarrow server reads the body alike."""
+    request = logproto.PushRequest()
+    for labels, timestamps, lines, metadata in streams:
+        add = request.streams.add(labels=labels).entries.add
+        for i, (ts, line) in enumerate(zip(timestamps, lines, strict=True)):
+            entry = add(line=line)
+            stamp = entry.timestamp
+            stamp.SetInParent()
+            stamp.seconds, stamp.nanos = divmod(ts, _NS)
+            if metadata is not None and metadata[i]:
+                pairs = entry.structuredMetadata
                 for name, value in metadata[i]:
-                    pair = (_field(1, name.encode()) if name else b"") + (_field(2, value.encode()) if value else b"")
-                    entry += _field(3, pair)
-            body += _field(2, entry)
-        out += _field(1, bytes(body))
-    return bytes(cramjam.snappy.compress_raw(bytes(out)))
+                    pairs.add(name=name, value=value)
+    return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))

@@ -82,10 +82,10 @@ def scripted() -> Iterator[Callable[..., Scripted]]:
 
 class Reports:
     def __init__(self) -> None:
-        self.calls: list[tuple[list[Any], bool]] = []
+        self.calls: list[tuple[list[tuple[Any, int]], bool]] = []
         self.done = threading.Event()
 
-    def __call__(self, marks: list[Any], acknowledged: bool) -> None:
+    def __call__(self, marks: list[tuple[Any, int]], acknowledged: bool) -> None:
         self.calls.append((marks, acknowledged))
         self.done.set()
 
@@ -164,13 +164,17 @@ def test_real_server_answers_exactly_the_lines_sent(start_server: Callable[..., 
     server = start_server(PERMISSIVE + "auth_enabled: true\n")
     client, metrics, reports = client_for(f"{server.url}/loki/api/v1/push",
                                           "  tenant_id: team-a\n  external_labels: {cluster: c1}\n")
-    for i in range(300):
-        client.send(entry(f"a line {i}", i, labels={"job": "t", "pod": f"p{i % 3}"}, metadata={"trace_id": f"t{i}"}),
-                    mark=i // 100)
-    for i in range(50):
-        client.send(entry(f"b line {i}", i, tenant="team-b"))
+    for part in range(3):
+        client.send([entry(f"a line {i}", i, labels={"job": "t", "pod": f"p{i % 3}"}, metadata={"trace_id": f"t{i}"})
+                     for i in range(part * 100, part * 100 + 100)], mark=part)
+    client.send([entry(f"b line {i}", i, tenant="team-b") for i in range(50)])
     client.stop()
-    assert all(ok for _, ok in reports.calls) and sorted({m for ms, _ in reports.calls for m in ms}) == [0, 1, 2]
+    assert all(ok for _, ok in reports.calls)
+    counted: dict[int, int] = {}
+    for marks, _ in reports.calls:
+        for mark, n in marks:
+            counted[mark] = counted.get(mark, 0) + n
+    assert counted == {0: 100, 1: 100, 2: 100}
     assert sample(metrics, "promtail_sent_entries_total", host=f"127.0.0.1:{server.port}") == 350
     with server.client() as http:
         http.headers["X-Scope-OrgID"] = "team-a"
@@ -190,7 +194,7 @@ def test_request_shape(scripted: Callable[..., Scripted], tmp_path: Path) -> Non
     srv = scripted([204])
     client, _, reports = client_for(srv.url, "  tenant_id: t1\n  basic_auth: {username: u, password: p}\n"
                                     "  headers: {X-Extra: v1, User-Agent: other}\n")
-    client.send(entry("hello", metadata={"k": "v"}))
+    client.send([entry("hello", metadata={"k": "v"})])
     client.stop()
     [attempt] = srv.attempts
     h = {k.lower(): v for k, v in attempt.headers.items()}
@@ -207,7 +211,7 @@ def test_bearer_token_file(scripted: Callable[..., Scripted], tmp_path: Path) ->
     srv = scripted([204])
     (tmp_path / "token").write_text("tok-123\n")
     client, _, _ = client_for(srv.url, f"  bearer_token_file: {tmp_path / 'token'}\n")
-    client.send(entry("é"))
+    client.send([entry("é")])
     client.stop()
     [attempt] = srv.attempts
     assert attempt.headers["Authorization"] == "Bearer tok-123" and attempt.lines() == ["é"]
@@ -217,9 +221,9 @@ def test_batches_by_size_and_by_tenant(scripted: Callable[..., Scripted]) -> Non
     srv = scripted([204])
     client, _, _ = client_for(srv.url, "  batchsize: 100\n  batchwait: 10s\n")
     for i in range(10):
-        client.send(entry("x" * 30, i))    # three fit in 100 bytes, the fourth starts a new batch
-    client.send(entry("other", tenant="t2"))
-    client.send(entry("staged", labels={"job": "t", "__tenant_id__": "t3"}, tenant="t2"))
+        client.send([entry("x" * 30, i)])    # three fit in 100 bytes, the fourth starts a new batch
+    client.send([entry("other", tenant="t2")])
+    client.send([entry("staged", labels={"job": "t", "__tenant_id__": "t3"}, tenant="t2")])
     client.stop()
     sizes = sorted(len(a.lines()) for a in srv.attempts if a.headers.get("X-Scope-OrgID") is None)
     assert sizes == [1, 3, 3, 3]
@@ -228,11 +232,21 @@ def test_batches_by_size_and_by_tenant(scripted: Callable[..., Scripted]) -> Non
     assert t3.lines() == ["staged"] and t3.streams[0].labels == '{job="t"}'
 
 
+def test_a_list_split_across_batches_reports_its_mark_with_each_part(scripted: Callable[..., Scripted]) -> None:
+    srv = scripted([204])
+    client, _, reports = client_for(srv.url, "  batchsize: 100\n  batchwait: 10s\n")
+    client.send([entry("x" * 30, i) for i in range(7)], mark="a")
+    client.send([entry("y" * 30, i) for i in range(2)], mark="b")
+    client.stop()
+    assert [len(a.lines()) for a in srv.attempts] == [3, 3, 3]
+    assert reports.calls == [([("a", 3)], True), ([("a", 3)], True), ([("a", 1), ("b", 2)], True)]
+
+
 def test_batchwait_sends_a_partial_batch(scripted: Callable[..., Scripted]) -> None:
     srv = scripted([204])
     client, _, reports = client_for(srv.url)
     start = time.monotonic()
-    client.send(entry("alone"))
+    client.send([entry("alone")])
     assert reports.done.wait(5)
     assert 0.04 <= srv.attempts[0].at - start < 1.0
     client.stop()
@@ -241,10 +255,10 @@ def test_batchwait_sends_a_partial_batch(scripted: Callable[..., Scripted]) -> N
 def test_retries_5xx_and_429_then_acknowledges(scripted: Callable[..., Scripted]) -> None:
     srv = scripted([500, 429, 503, 204])
     client, metrics, reports = client_for(srv.url, "  backoff_config: {min_period: 10ms, max_period: 100ms}\n")
-    client.send(entry("retried"), mark="m")
+    client.send([entry("retried")], mark="m")
     client.stop()
     assert [a.lines() for a in srv.attempts] == [["retried"]] * 4
-    assert reports.calls == [(["m"], True)]
+    assert reports.calls == [([("m", 1)], True)]
     host = srv.url.split("/")[2]
     assert sample(metrics, "promtail_batch_retries_total", host=host, tenant="") == 3
     assert sample(metrics, "promtail_sent_entries_total", host=host) == 1
@@ -256,13 +270,13 @@ def test_backoff_grows_then_drops_with_a_metric(scripted: Callable[..., Scripted
     srv = scripted([500])
     client, metrics, reports = client_for(
         srv.url, "  backoff_config: {min_period: 50ms, max_period: 1s, max_retries: 4}\n")
-    client.send(entry("doomed"), mark="m")
+    client.send([entry("doomed")], mark="m")
     client.stop()
     assert len(srv.attempts) == 4
     gaps = [b.at - a.at for a, b in zip(srv.attempts, srv.attempts[1:], strict=False)]
     for gap, low in zip(gaps, [0.05, 0.1, 0.2], strict=True):
         assert low <= gap < 2 * low + 0.1, gaps
-    assert reports.calls == [(["m"], False)]
+    assert reports.calls == [([("m", 1)], False)]
     host = srv.url.split("/")[2]
     assert sample(metrics, "promtail_dropped_entries_total", host=host, reason="ingester_error", tenant="") == 1
     assert sample(metrics, "promtail_dropped_bytes_total", host=host, reason="ingester_error", tenant="") == \
@@ -274,7 +288,7 @@ def test_backoff_grows_then_drops_with_a_metric(scripted: Callable[..., Scripted
 def test_rate_limited_drop_reason(scripted: Callable[..., Scripted]) -> None:
     srv = scripted([429])
     client, metrics, _ = client_for(srv.url, "  backoff_config: {min_period: 1ms, max_period: 5ms, max_retries: 3}\n")
-    client.send(entry("limited"))
+    client.send([entry("limited")])
     client.stop()
     assert len(srv.attempts) == 3
     host = srv.url.split("/")[2]
@@ -284,7 +298,7 @@ def test_rate_limited_drop_reason(scripted: Callable[..., Scripted]) -> None:
 def test_drop_rate_limited_batches_never_retries_429(scripted: Callable[..., Scripted]) -> None:
     srv = scripted([429])
     client, _, reports = client_for(srv.url, "  drop_rate_limited_batches: true\n")
-    client.send(entry("limited"))
+    client.send([entry("limited")])
     client.stop()
     assert len(srv.attempts) == 1 and reports.calls == [([], False)]
 
@@ -292,9 +306,9 @@ def test_drop_rate_limited_batches_never_retries_429(scripted: Callable[..., Scr
 def test_400_is_never_retried(scripted: Callable[..., Scripted]) -> None:
     srv = scripted([400, 204])
     client, metrics, reports = client_for(srv.url, "  backoff_config: {min_period: 1ms}\n")
-    client.send(entry("bad"), mark="m")
+    client.send([entry("bad")], mark="m")
     client.stop()
-    assert len(srv.attempts) == 1 and reports.calls == [(["m"], False)]
+    assert len(srv.attempts) == 1 and reports.calls == [([("m", 1)], False)]
     host = srv.url.split("/")[2]
     assert sample(metrics, "promtail_batch_retries_total", host=host, tenant="") == 0
     assert sample(metrics, "promtail_dropped_entries_total", host=host, reason="ingester_error", tenant="") == 1
@@ -308,16 +322,16 @@ def test_back_pressure_while_unreachable_then_resumes(scripted: Callable[..., Sc
         "  batchsize: 10\n  backoff_config: {min_period: 20ms, max_period: 50ms, max_retries: 0}\n", queue_size=5)
     accepted = 0
     for i in range(50):
-        if not client.send(entry(f"line {i:02}", i), mark=i, timeout=0.05):
+        if not client.send([entry(f"line {i:02}", i)], mark=i, timeout=0.05):
             break
         accepted += 1
     assert 5 <= accepted < 20          # a full queue refuses: memory stays bounded
-    assert client.send(entry("refused"), timeout=0.1) is False
+    assert client.send([entry("refused")], timeout=0.1) is False
     assert reports.calls == []
     srv = scripted([204], port)        # the server comes back: everything queued goes out
     client.stop(timeout=10)
     assert sorted(line for a in srv.attempts for line in a.lines()) == [f"line {i:02}" for i in range(accepted)]
-    assert sorted(m for ms, ok in reports.calls if ok for m in ms) == list(range(accepted))
+    assert sorted(m for ms, ok in reports.calls if ok for m, _ in ms) == list(range(accepted))
     assert sample(metrics, "promtail_request_duration_seconds_count", status_code="-1",
                   host=f"127.0.0.1:{port}") >= 1
 
@@ -325,7 +339,7 @@ def test_back_pressure_while_unreachable_then_resumes(scripted: Callable[..., Sc
 def test_stop_gives_up_on_an_unreachable_server_without_reporting() -> None:
     client, _, reports = client_for(f"http://127.0.0.1:{free_port()}/loki/api/v1/push",
                                     "  backoff_config: {min_period: 20ms, max_period: 50ms, max_retries: 0}\n")
-    client.send(entry("unsent"))
+    client.send([entry("unsent")])
     start = time.monotonic()
     client.stop(timeout=0.5)
     assert time.monotonic() - start < 3 and reports.calls == []

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,14 +49,22 @@ def _cri(i: int) -> str:
     return f'{ts} stdout F {{"level":"{level}","n":{i}}}\n'
 
 
+@dataclass
+class Setup:
+    server: Server
+    start: Callable[[], subprocess.Popen[bytes]]   # an agent process on the config
+    logs: Path                                      # the folder its job tails (`*.log`)
+    metrics_url: str
+
+
 @pytest.fixture
-def setup(tmp_path: Path, start_server: Callable[..., Server]) -> Iterator[tuple[Server, Callable[[], subprocess.Popen[bytes]], Path]]:
+def setup(tmp_path: Path, start_server: Callable[..., Server]) -> Iterator[Setup]:
     server = start_server()
     logs = tmp_path / "logs"
     logs.mkdir()
     config = tmp_path / "promtail.yaml"
-    config.write_text(CONFIG.format(port=free_port(), positions=tmp_path / "positions.yaml", url=server.url,
-                                    logs=logs))
+    port = free_port()
+    config.write_text(CONFIG.format(port=port, positions=tmp_path / "positions.yaml", url=server.url, logs=logs))
     procs: list[subprocess.Popen[bytes]] = []
 
     def start() -> subprocess.Popen[bytes]:
@@ -64,7 +73,7 @@ def setup(tmp_path: Path, start_server: Callable[..., Server]) -> Iterator[tuple
                                       cwd=ROOT, stdout=log, stderr=subprocess.STDOUT))
         return procs[-1]
 
-    yield server, start, logs
+    yield Setup(server, start, logs, f"http://127.0.0.1:{port}/metrics")
     for p in procs:
         if p.poll() is None:
             p.kill()
@@ -95,8 +104,20 @@ def _wait_for(server: Server, count: int, timeout: float = 30.0) -> dict[int, tu
         time.sleep(0.2)
 
 
-def test_lines_arrive_once_with_their_labels_and_times(setup: tuple[Server, Callable[..., subprocess.Popen[bytes]], Path]) -> None:
-    server, start, logs = setup
+def _metrics(url: str, until: Callable[[dict[str, float]], bool], timeout: float = 15.0) -> dict[str, float]:
+    """The agent's samples (name{labels} -> value) once `until` holds of them (or at the timeout)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = httpx.get(url, timeout=5).text
+        pairs = (ln.rpartition(" ") for ln in text.splitlines() if ln and not ln.startswith("#"))
+        samples = {k: float(v) for k, _, v in pairs}
+        if until(samples) or time.monotonic() > deadline:
+            return samples
+        time.sleep(0.1)
+
+
+def test_lines_arrive_once_with_their_labels_and_times(setup: Setup) -> None:
+    server, start, logs = setup.server, setup.start, setup.logs
     with open(logs / "web.log", "w") as f:
         f.writelines(_cri(i) for i in range(500))
     agent = start()
@@ -106,12 +127,22 @@ def test_lines_arrive_once_with_their_labels_and_times(setup: tuple[Server, Call
         assert level == ("error" if n % 5 == 0 else "info") and team == "t-pods"
         assert filename == str(logs / "web.log")
         assert int(ts) == T0 + n * 10**6  # the CRI time, not the time it was read
+    metrics = _metrics(setup.metrics_url, until=lambda m: m.get("promtail_files_active_total") == 1
+                       and not any(v for k, v in m.items() if k.startswith("lokiarrow_agent_file_lag_bytes")))
+    size = float((logs / "web.log").stat().st_size)
+    path = f'path="{logs / "web.log"}"'
+    assert metrics[f"promtail_read_lines_total{{{path}}}"] == 500
+    assert metrics[f"promtail_read_bytes_total{{{path}}}"] == metrics[f"promtail_file_bytes_total{{{path}}}"] == size
+    assert metrics[f"lokiarrow_agent_file_position_bytes{{{path}}}"] == size
+    assert metrics[f"lokiarrow_agent_file_lag_bytes{{{path}}}"] == 0
+    assert metrics["promtail_files_active_total"] == 1
+    assert sum(v for k, v in metrics.items() if k.startswith("promtail_sent_entries_total")) == 500
     agent.send_signal(signal.SIGTERM)
     assert agent.wait(15) == 0
 
 
-def test_a_killed_agent_restarts_from_its_positions(setup: tuple[Server, Callable[..., subprocess.Popen[bytes]], Path]) -> None:
-    server, start, logs = setup
+def test_a_killed_agent_restarts_from_its_positions(setup: Setup) -> None:
+    server, start, logs = setup.server, setup.start, setup.logs
     total = 6000
     agent = start()
     with open(logs / "api.log", "w") as f:
@@ -131,3 +162,43 @@ def test_a_killed_agent_restarts_from_its_positions(setup: tuple[Server, Callabl
     assert sorted(found) == list(range(total))  # nothing lost, nothing twice
     agent.send_signal(signal.SIGTERM)
     assert agent.wait(15) == 0
+
+
+def test_files_rotated_under_load_lose_nothing(setup: Setup) -> None:
+    """A writer appends ~2,000 lines/s while its file is renamed away and recreated three times,
+    right after a burst the agent has not read yet (it reads the old file to its end), then copied
+    and truncated once the agent caught up. Each generation lives longer than a poll (250 ms): one
+    created and renamed away between two polls is never seen, as with a polling Promtail."""
+    server, logs = setup.server, setup.logs
+    agent = setup.start()
+    log = logs / "busy.log"
+    total, written = 8000, 1
+    out = open(log, "w")  # noqa: SIM115
+    out.write(_cri(0))
+    out.flush()
+    assert len(_wait_for(server, 1)) == 1     # the agent follows the file: the load starts
+    try:
+        for i in range(1, total):
+            out.write(_cri(i))
+            written += 1
+            if i % 100 == 99:
+                out.flush()
+                time.sleep(0.05)
+            if i in (1500, 3000, 4500):          # rename + create, as logrotate's default
+                out.close()
+                log.rename(logs / f"busy.log.{i}")
+                out = open(log, "w")  # noqa: SIM115
+            if i == 6000:                        # copytruncate, once the agent caught up
+                out.flush()
+                assert len(_wait_for(server, written)) == written
+                (logs / "busy.log.copy").write_bytes(log.read_bytes())
+                out.truncate(0)
+                out.seek(0)
+    finally:
+        out.close()
+    found = _wait_for(server, total)
+    assert sorted(found) == list(range(total))   # nothing lost, nothing twice
+    assert {filename for _, _, filename, _ in found.values()} == {str(log)}
+    agent.send_signal(signal.SIGTERM)
+    assert agent.wait(15) == 0
+

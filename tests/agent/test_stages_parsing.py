@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import time
 
+import jmespath
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lokiarrow.agent import stages
 from lokiarrow.agent.entry import Entry
 from lokiarrow.agent.settings import ConfigError, Section
+from lokiarrow.agent.stages.parsing import CRI_PATTERN, _jmespath_search, cri_fields
 
 T0 = 1_700_000_000_000_000_000
 
@@ -28,6 +32,18 @@ def one(p: stages.Pipeline, line: str, labels: dict[str, str] | None = None) -> 
 
 
 # --- cri -------------------------------------------------------------------------------------------
+
+_CRI_PIECES = st.sampled_from(["2019-05-07T18:57:50Z", "stdout", "stderr", "F", "P", " ", "  ", "\t", "\n", "\r",
+                               "\f", "\v", "\xa0", "x", "é", "stdoutx", ""])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_CRI_PIECES, max_size=9).map("".join) | st.text(max_size=40))
+def test_cri_split_reads_as_the_pattern(line: str) -> None:
+    m = CRI_PATTERN.search(line)
+    expected = None if m is None else (m.group("time"), m.group("stream"), m.group("flags"), m.group("content"))
+    assert cri_fields(line) == expected
+
 
 def test_cri_full_line_sets_line_stream_label_time_and_extracted() -> None:
     out = one(pipeline("- cri: {}"), "2019-05-07T18:57:50.904275087+00:00 stderr F some full line")
@@ -351,3 +367,14 @@ def test_stage_names_are_registered() -> None:
     names = set(stages.builders())
     assert {"cri", "docker", "json", "logfmt", "regex", "replace", "template", "timestamp", "output",
             "decolorize", "multiline"} <= names
+
+
+_JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=3),
+                            lambda inner: st.lists(inner, max_size=3)
+                            | st.dictionaries(st.sampled_from(["a", "b", "c_1"]), inner, max_size=3), max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_JSON_VALUES, st.sampled_from(["a", "b", "a.b", "a.b.c_1", "c_1.a", "a.a.a"]))
+def test_dotted_json_expressions_walk_as_jmespath(data: object, expr: str) -> None:
+    assert _jmespath_search(expr)(data) == jmespath.search(expr, data)

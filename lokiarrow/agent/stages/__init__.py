@@ -49,8 +49,11 @@ class Pipeline:
         return out
 
     def _from(self, first: int, entries: list[Entry]) -> list[Entry]:
-        for stage in self.stages[first:]:
-            entries = [out for entry in entries for out in stage.process(entry)]
+        for stage in self.stages[first:] if first else self.stages:
+            if len(entries) == 1:   # the common case, without a comprehension
+                entries = stage.process(entries[0])
+            else:
+                entries = [out for entry in entries for out in stage.process(entry)]
             if not entries:
                 break
         return entries

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import jmespath
 import jmespath.exceptions
+import orjson
 import re2
 
 from lokiarrow.agent.entry import Entry
@@ -24,6 +26,8 @@ from lokiarrow.logql.template import Template, TemplateExecError, TemplateSyntax
 from lokiarrow.logql.template_time import UTC
 
 CRI_PATTERN = re2.compile(r"^(?s)(?P<time>\S+?) (?P<stream>stdout|stderr) (?P<flags>\S+?) (?P<content>.*)$")
+_CRI_STREAMS = frozenset(("stdout", "stderr"))
+_RE2_SPACE = re.compile("[\t\n\f\r]")   # RE2's \s is [\t\n\f\r ]; the split handles " "
 _ANSI = re2.compile(ANSI_PATTERN)
 _MALFORMED = object()
 _GO_JSON_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026"}
@@ -85,22 +89,51 @@ class JsonStage(_NoFlush):
         text = _input(entry, self.source)
         if text is None:
             return [entry]
-        try:
-            data = json.loads(text)
-        except ValueError:
-            data = _MALFORMED
+        data = _json_object(text)
         if not isinstance(data, dict | None):  # Go reads `null` as an empty map
             return [] if self.drop_malformed else [entry]
         data = data or {}
-        for name, expr in self.expressions.items():
+        for name, search in self.expressions.items():
             try:
-                found = expr.search(data)
+                found = search(data)
             except jmespath.exceptions.JMESPathError:
                 continue
             if isinstance(found, dict | list):
                 found = _go_json(found)
             entry.extracted[name] = found
         return [entry]
+
+
+def _json_object(text: str) -> Any:
+    """The parsed JSON value (orjson first; the standard parser for what orjson refuses and Python
+    reads, such as integers beyond 64 bits), or _MALFORMED."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(text)
+    except ValueError:
+        return _MALFORMED
+
+
+_IDENTIFIERS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+
+
+def _jmespath_search(expr: str) -> Callable[[Any], Any]:
+    """A compiled JMESPath expression's search; dotted identifiers (`level`, `req.status`), most
+    expressions, walk the dicts directly as JMESPath does (null where a step is not an object)."""
+    if not _IDENTIFIERS.match(expr):
+        return jmespath.compile(expr).search
+    keys = expr.split(".")
+
+    def search(data: Any) -> Any:
+        for key in keys:
+            if not isinstance(data, dict):
+                return None
+            data = data.get(key)
+        return data
+    return search
 
 
 def _go_json(value: Any) -> str:
@@ -114,10 +147,10 @@ def build_json(sec: Section) -> JsonStage:
     if not raw:
         raise ConfigError(sec.at("expressions"), "JMES expression is required")
     expressions = sec.mapping("expressions")
-    compiled: dict[str, Any] = {}
+    compiled: dict[str, Callable[[Any], Any]] = {}
     for name, expr in expressions.items():
         try:
-            compiled[name] = jmespath.compile(expr or name)
+            compiled[name] = _jmespath_search(expr or name)
         except jmespath.exceptions.JMESPathError as exc:
             raise ConfigError(f"{sec.at('expressions')}.{name}", f"could not compile JMES expression: {exc}") from None
     source = _source(sec, "empty source")
@@ -325,7 +358,7 @@ class DockerStage(_NoFlush):
     a `stream` label, the time from `time` (RFC3339Nano, fudged on failure)."""
 
     def __init__(self) -> None:
-        self.json = JsonStage({k: jmespath.compile(v) for k, v in
+        self.json = JsonStage({k: _jmespath_search(v) for k, v in
                                {"output": "log", "stream": "stream", "timestamp": "time"}.items()}, None, False)
         self.timestamp = TimestampStage("timestamp", [parser_for("RFC3339Nano", UTC)], "fudge")
         self.output = OutputStage("output")
@@ -343,6 +376,18 @@ def build_docker(sec: Section) -> DockerStage:
     return DockerStage()
 
 
+def cri_fields(line: str) -> tuple[str, str, str, str] | None:
+    """time, stream, flags, content of a CRI line as CRI_PATTERN reads them, or None. A split on
+    the first three spaces gives the same fields whenever its tokens hold no other RE2 space;
+    otherwise the pattern decides."""
+    parts = line.split(" ", 3)
+    if (len(parts) == 4 and parts[1] in _CRI_STREAMS and parts[0] and parts[2]
+            and _RE2_SPACE.search(parts[0]) is None and _RE2_SPACE.search(parts[2]) is None):
+        return parts[0], parts[1], parts[2], parts[3]
+    m = CRI_PATTERN.search(line)
+    return None if m is None else (m.group("time"), m.group("stream"), m.group("flags"), m.group("content"))
+
+
 class CriStage(_NoFlush):
     """`cri`: CRI lines (`<time> <stream> <flags> <content>`): the line from the content, a `stream`
     label, the time (RFC3339Nano). Partial (`P`) lines are held per label set and joined, without
@@ -355,15 +400,19 @@ class CriStage(_NoFlush):
         self._partial: dict[tuple[tuple[str, str], ...], Entry] = {}
 
     def process(self, entry: Entry) -> list[Entry]:
-        m = CRI_PATTERN.search(entry.line)
-        if m is not None:
-            entry.extracted.update(m.groupdict())
-            _stream_label(entry)
+        fields = cri_fields(entry.line)
+        if fields is not None:
+            time, stream, flags, content = fields
+            entry.extracted.update(time=time, stream=stream, flags=flags, content=content)
+            entry.labels["stream"] = stream
             self.timestamp.process(entry)
-            entry.line = m.group("content")
+            entry.line = content
+        partial = entry.extracted.get("flags") == "P"
+        if not partial and not self._partial:
+            return [entry]
         key = tuple(sorted(entry.labels.items()))
         prev = self._partial.pop(key, None)
-        if entry.extracted.get("flags") == "P":
+        if partial:
             if len(self._partial) + (prev is not None) >= self.max_lines:
                 out = ([prev] if prev is not None else []) + list(self._partial.values())
                 self._partial = {key: self._truncated(entry, entry.line)}
