@@ -4,7 +4,8 @@ kept raw (a `Section`) for the module that reads it.
 1. expand `${VAR}` / `${VAR:-default}` when asked (`-config.expand-env`), then parse the YAML;
 2. read `server`, `target_config`, `limits_config` and `global` here (small, the command's own);
 3. keep `positions` for positions.py, each of `clients` for client.py, and per scrape config its
-   `relabel_configs` (relabel.py), `static_configs`/`kubernetes_sd_configs` (discovery/);
+   `relabel_configs` (relabel.py), `static_configs`/`kubernetes_sd_configs` (discovery/), and
+   `pods_dir_sd_configs` (lokiarrow's own: the kubelet's log folder, discovery/pods_dir.py);
 4. read each kept section once with its owner's reader (positions, clients, relabel rules) and
    build every `pipeline_stages` list with stages.build, so that a mistake fails at start-up.
 Any unknown key fails with its path, as `scrape_configs[0].job_nam: unknown field`.
@@ -46,6 +47,7 @@ class ScrapeConfig:
     relabel_configs: list[Section]
     static_configs: list[Section]
     kubernetes_sd_configs: list[Section]
+    pods_dir_sd_configs: list[Section]
     pipeline_stages: list[Section]
     path: str
     encoding: str = ""
@@ -162,6 +164,7 @@ def _limits(s: Section) -> LimitsConfig:
 
 def _scrape(s: Section) -> ScrapeConfig:
     from lokiarrow.agent import relabel, stages
+    from lokiarrow.agent.discovery.pods_dir import PodsDir
 
     name = s.string("job_name") or ""
     for key in UNSUPPORTED_SCRAPE:
@@ -172,6 +175,7 @@ def _scrape(s: Section) -> ScrapeConfig:
         relabel_configs=s.sections("relabel_configs"),
         static_configs=s.sections("static_configs"),
         kubernetes_sd_configs=s.sections("kubernetes_sd_configs"),
+        pods_dir_sd_configs=s.sections("pods_dir_sd_configs"),
         pipeline_stages=s.sections("pipeline_stages"),
         path=s.path,
         encoding=s.string("encoding", "") or "",
@@ -181,6 +185,8 @@ def _scrape(s: Section) -> ScrapeConfig:
     if not name:
         raise ConfigError(s.at("job_name"), "job_name must be set")
     relabel.parse(out.relabel_configs)
+    for pods in out.pods_dir_sd_configs:
+        PodsDir.read(pods)
     stages.build(out.pipeline_stages, s.at("pipeline_stages"))
     return out
 

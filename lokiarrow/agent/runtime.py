@@ -28,8 +28,9 @@ from prometheus_client import CollectorRegistry
 from lokiarrow.agent import relabel, stages
 from lokiarrow.agent.client import Client, ClientConfig
 from lokiarrow.agent.config import AgentConfig, ScrapeConfig
-from lokiarrow.agent.discovery import PATH_LABEL, Discoverer
+from lokiarrow.agent.discovery import PATH_EXCLUDE_LABEL, PATH_LABEL, Discoverer
 from lokiarrow.agent.discovery.kubernetes import KubernetesPods
+from lokiarrow.agent.discovery.pods_dir import PodsDir
 from lokiarrow.agent.discovery.static import Static
 from lokiarrow.agent.entry import Entry
 from lokiarrow.agent.metrics import AgentMetrics
@@ -85,6 +86,7 @@ class Agent:
         found: list[Discoverer] = []
         if scrape.static_configs:
             found.append(Static(scrape.static_configs))
+        found += [PodsDir.read(s) for s in scrape.pods_dir_sd_configs]
         found += [KubernetesPods(s, on_change=self._changed.set) for s in scrape.kubernetes_sd_configs]
         return Job(scrape, found, relabel.parse(scrape.relabel_configs), stages.build(scrape.pipeline_stages))
 
@@ -126,7 +128,8 @@ class Agent:
                 labels = relabel.apply(job.rules, found.labels)
                 if labels is None or not labels.get(PATH_LABEL):
                     continue
-                targets.append(Target(labels[PATH_LABEL], {**relabel.drop_internal(labels), JOB_LABEL: str(i)}))
+                targets.append(Target(labels[PATH_LABEL], {**relabel.drop_internal(labels), JOB_LABEL: str(i)},
+                                      labels.get(PATH_EXCLUDE_LABEL, "")))
         self.tailer.set_targets(targets)
 
     def _ship(self, batch: Batch) -> None:

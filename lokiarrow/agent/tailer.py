@@ -1,7 +1,8 @@
 """Following files as Promtail does, without ever losing a line.
 
 Each poll (every ~250 ms, in one reader thread):
-1. Expand the targets' paths (globs, like Promtail's `__path__`); a new file starts at its saved
+1. Expand the targets' paths (globs, like Promtail's `__path__`, `**` included, less the
+   `__path_exclude__` glob); a new file starts at its saved
    position, or at 0 when it has none (Promtail's default); a position past the end restarts at 0.
 2. Rotation (the path names another inode now): the old file keeps being read to its end, then
    closed; the new file is read from 0. Copytruncate (the size fell below the read offset): read
@@ -17,7 +18,6 @@ Each poll (every ~250 ms, in one reader thread):
 
 from __future__ import annotations
 
-import glob
 import logging
 import os
 import queue
@@ -26,6 +26,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from lokiarrow.agent.discovery import files
 from lokiarrow.agent.positions import Positions
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class Target:
 
     path: str
     labels: dict[str, str] = field(default_factory=dict)
+    exclude: str = ""   # a glob of files not to follow (`__path_exclude__`)
 
 
 @dataclass(frozen=True)
@@ -273,10 +275,8 @@ class Tailer:
             targets = list(self._targets)
         wanted: dict[str, dict[str, str]] = {}
         for target in targets:
-            paths = glob.glob(target.path) if glob.has_magic(target.path) else [target.path]
-            for path in sorted(paths):
-                if path not in wanted and os.path.isfile(path):
-                    wanted[path] = target.labels
+            for path in files(target.path, target.exclude):
+                wanted.setdefault(path, target.labels)
         return wanted
 
     def _retire(self, f: _File, now: float, forget: bool) -> None:

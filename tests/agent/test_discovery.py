@@ -37,10 +37,14 @@ def test_static_targets_and_globs(tmp_path: Path) -> None:
     [target] = static.targets()
     assert target.labels == {"__address__": "localhost", "job": "varlogs", "__path__": f"{tmp_path}/**/*.log",
                              "__path_exclude__": f"{tmp_path}/sub/*"}
-    assert files(target.labels) == [f"{tmp_path}/a.log"]
+    def matched() -> list[str]:
+        return files(target.labels["__path__"], target.labels["__path_exclude__"])
+
+    assert matched() == [f"{tmp_path}/a.log"]
     (tmp_path / "new.log").write_text("n\n")  # a new file appears at the next check
-    assert files(target.labels) == [f"{tmp_path}/a.log", f"{tmp_path}/new.log"]
-    assert files({"job": "x"}) == []
+    assert matched() == [f"{tmp_path}/a.log", f"{tmp_path}/new.log"]
+    assert files(f"{tmp_path}/**/*.log") == [f"{tmp_path}/a.log", f"{tmp_path}/new.log", f"{tmp_path}/sub/b.log"]
+    assert files("") == []
 
 
 def test_static_unknown_field() -> None:
@@ -64,7 +68,7 @@ def test_pods_dir(tmp_path: Path) -> None:
          "__meta_kubernetes_pod_uid": "4f1c-aa", "__meta_kubernetes_pod_container_name": "nginx",
          "__path__": f"{container}/*.log"},
     ]
-    assert files(targets[1].labels) == [f"{container}/0.log"]
+    assert files(targets[1].labels["__path__"]) == [f"{container}/0.log"]
     assert PodsDir(str(tmp_path / "missing")).targets() == []
 
 

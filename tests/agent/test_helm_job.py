@@ -172,5 +172,4 @@ def test_helm_path_matches_kubelet_layout(relabelled: list[dict[str, str]], tmp_
     (logs / "0.log").write_text("x\n")
     (logs / "1.log").write_text("y\n")
     [worker] = [la for la in relabelled if la.get("pod") == "worker-0" and la["container"] == "main"]
-    moved = {"__path__": str(tmp_path) + worker["__path__"]}
-    assert files(moved) == [str(logs / "0.log"), str(logs / "1.log")]
+    assert files(str(tmp_path) + worker["__path__"]) == [str(logs / "0.log"), str(logs / "1.log")]

@@ -1,9 +1,10 @@
 """Targets to read: label sets with `__path__` and Promtail's `__meta_*` labels.
 
-Three sources, one module each: static.py (`static_configs`), pods_dir.py (the
-/var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log layout, no API needed) and
-kubernetes.py (`kubernetes_sd_configs` role pod, list + watch on the API server). Relabeling
-(relabel.py) runs on a target's labels afterwards; `files` expands its `__path__` glob.
+Three sources, one module each: static.py (`static_configs`), pods_dir.py
+(`pods_dir_sd_configs`: the /var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log layout, no
+API needed) and kubernetes.py (`kubernetes_sd_configs` role pod, list + watch on the API
+server). Relabeling (relabel.py) runs on a target's labels afterwards; the tailer expands its
+`__path__` glob with `files`.
 """
 
 from __future__ import annotations
@@ -32,14 +33,12 @@ class Discoverer(Protocol):
     def targets(self) -> list[Target]: ...
 
 
-def files(labels: dict[str, str]) -> list[str]:
-    """The regular files `__path__` matches now (`**` crosses directories), without those
-    `__path_exclude__` matches; sorted. Called again at every sync period for new files."""
-    pattern = labels.get(PATH_LABEL, "")
+def files(pattern: str, exclude: str = "") -> list[str]:
+    """The regular files a target's `__path__` glob matches now (`**` crosses directories),
+    without those its `__path_exclude__` glob matches; sorted."""
     if not pattern:
         return []
     found = {p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p)}
-    exclude = labels.get(PATH_EXCLUDE_LABEL, "")
     if exclude:
         found -= set(glob.glob(exclude, recursive=True))
     return sorted(found)
