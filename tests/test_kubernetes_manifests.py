@@ -6,12 +6,14 @@ No cluster runs here, so the manifests are checked for what they declare:
    back by its API names to the very same document, so a snake_case or misplaced key fails too;
 2. the references between objects resolve (selectors, service account, role binding, ConfigMap,
    volume mounts, probe ports), the agent reads /var/log/pods read-only and the server has 10Gi;
+   the gateway runs deploy/gateway/'s files as they are, with a value for each of their variables;
 3. the ConfigMap's promtail.yaml loads with the agent's config reader and holds the Helm chart's
    kubernetes-pods job.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,7 @@ from tests.conftest import ROOT
 
 MANIFESTS = sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
 API_VERSIONS = {  # kind -> the apiVersion that serves it
-    "Namespace": "v1", "ServiceAccount": "v1", "ConfigMap": "v1", "Service": "v1",
+    "Namespace": "v1", "ServiceAccount": "v1", "ConfigMap": "v1", "Service": "v1", "Secret": "v1",
     "ClusterRole": "rbac.authorization.k8s.io/v1", "ClusterRoleBinding": "rbac.authorization.k8s.io/v1",
     "DaemonSet": "apps/v1", "StatefulSet": "apps/v1", "Deployment": "apps/v1",
 }
@@ -59,7 +61,7 @@ def validate(doc: dict[str, Any]) -> None:
 def test_there_are_manifests() -> None:
     kinds = {o["kind"] for o in _objects()}
     assert {"ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "DaemonSet",
-            "StatefulSet", "Service"} <= kinds
+            "StatefulSet", "Service", "Deployment", "Secret"} <= kinds
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
@@ -156,3 +158,44 @@ def test_the_server_keeps_its_data_on_a_10gi_volume() -> None:
     [claim] = sts["spec"]["volumeClaimTemplates"]
     assert claim["spec"]["resources"]["requests"]["storage"] == "10Gi"
     assert {"name": claim["metadata"]["name"], "mountPath": "/data"} in container["volumeMounts"]
+
+
+def test_the_gateway_runs_deploy_gateway_as_it_is() -> None:
+    gateway = ROOT / "deploy" / "gateway"
+    deployment = _find("Deployment", "lokiarrow-gateway")
+    service = _find("Service", "lokiarrow-gateway")
+    template = deployment["spec"]["template"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+    assert service["spec"]["selector"].items() <= template["metadata"]["labels"].items()
+    [container] = template["spec"]["containers"]
+    [port] = service["spec"]["ports"]
+    assert {p["name"]: p["containerPort"] for p in container["ports"]}[port["targetPort"]] == 8080
+
+    # the files, byte for byte: the ConfigMap and the Secret must not drift from deploy/gateway/
+    configmap = _find("ConfigMap", "lokiarrow-gateway")
+    assert configmap["data"] == {name: (gateway / name).read_text() for name in ("nginx.conf.template", "tenants.map")}
+    users = _find("Secret", "lokiarrow-gateway-users")
+    assert users["stringData"] == {"htpasswd": (gateway / "htpasswd").read_text()}
+
+    # every ${GATEWAY_*} of the template has a value; the files it names are where they are mounted
+    env = {e["name"]: e["value"] for e in container["env"]}
+    wanted = set(re.findall(r"\$\{(GATEWAY_[A-Z_]+)\}", configmap["data"]["nginx.conf.template"]))
+    assert wanted and wanted <= env.keys()
+    volumes = {v["name"]: v for v in template["spec"]["volumes"]}
+    mounted: dict[str, str] = {}   # file path in the container -> ConfigMap or Secret it comes from
+    for m in container["volumeMounts"]:
+        source = volumes[m["name"]]
+        if "configMap" in source:
+            mounted |= {f"{m['mountPath']}/{i['path']}": source["configMap"]["name"] for i in source["configMap"]["items"]}
+        else:
+            mounted[f"{m['mountPath']}/htpasswd"] = source["secret"]["secretName"]
+    assert env["NGINX_ENVSUBST_OUTPUT_DIR"] == "/etc/nginx"
+    assert mounted["/etc/nginx/templates/nginx.conf.template"] == configmap["metadata"]["name"]
+    assert mounted[env["GATEWAY_TENANTS"]] == configmap["metadata"]["name"]
+    assert mounted[env["GATEWAY_HTPASSWD"]] == users["metadata"]["name"]
+
+    # writers and readers: the server's Service
+    server = _find("Service", "lokiarrow")
+    [server_port] = server["spec"]["ports"]
+    url = f"http://{server['metadata']['name']}.{server['metadata']['namespace']}.svc.cluster.local:{server_port['port']}"
+    assert env["GATEWAY_WRITE_URL"] == env["GATEWAY_READ_URL"] == url
