@@ -7,7 +7,8 @@
    with the time it was read (a `timestamp` stage may change it).
 3. The entries go to every client. A batch of lines is acknowledged to the tailer (which moves
    its position) once every client has acknowledged, or given up on, every entry made from it,
-   so a crash re-reads what was not shipped and never skips a line.
+   and no stage holds any of its lines (a multiline block, a CRI partial line), so a crash
+   re-reads what was not shipped and never skips a line.
 4. At stop: the pipelines' held entries are flushed, the clients send what is pending, and the
    positions are written once more.
 """
@@ -19,7 +20,8 @@ import queue
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -43,30 +45,38 @@ JOB_LABEL = "__lokiarrow_job__"  # which job a tailed file belongs to; never sen
 STOP_TIMEOUT_S = 10.0
 
 
-@dataclass
-class Job:
-    config: ScrapeConfig
-    discoverers: list[Discoverer]
-    rules: list[relabel.Rule]
-    pipeline: stages.Pipeline
+class _Countdown:
+    """Calls `then` once, when `left` falls to zero. For a read batch (`then` acknowledges it to
+    the tailer) `left` counts the shipments and stage holds of its lines; for a shipment (one
+    list of entries sent to every client) the entries the clients have not reported yet.
+    Thread-safe: clients report from their own threads."""
 
+    __slots__ = ("left", "lock", "then")
 
-class _Pending:
-    """A tailer batch whose entries are out with the clients: acknowledged when none is left."""
-
-    __slots__ = ("batch", "lock", "left")
-
-    def __init__(self, batch: Batch, left: int) -> None:
-        self.batch = batch
+    def __init__(self, left: int, then: Callable[[], object]) -> None:
         self.left = left
+        self.then = then
         self.lock = threading.Lock()
+
+    def add(self) -> None:
+        with self.lock:
+            self.left += 1
 
     def done(self, n: int = 1) -> None:
         with self.lock:
             self.left -= n
             finished = self.left == 0
         if finished:
-            self.batch.ack()
+            self.then()
+
+
+@dataclass
+class Job:
+    config: ScrapeConfig
+    discoverers: list[Discoverer]
+    rules: list[relabel.Rule]
+    pipeline: stages.Pipeline
+    held: dict[int, _Countdown] = field(default_factory=dict)   # read batches its stages hold lines of
 
 
 class Agent:
@@ -135,34 +145,57 @@ class Agent:
     def _ship(self, batch: Batch) -> None:
         job = self.jobs[int(batch.labels[JOB_LABEL])]
         labels = {k: v for k, v in batch.labels.items() if k != JOB_LABEL}
+        read = _Countdown(1, batch.ack)   # the 1 is this call's, given up at its end
+        origins = [read]
         entries = [out for line in batch.lines
-                   for out in job.pipeline.process(Entry(dict(labels), batch.read_ns, line))]
+                   for out in job.pipeline.process(Entry(dict(labels), batch.read_ns, line, origins=origins))]
         self.metrics.read_lines.labels(batch.path).inc(len(batch.lines))
-        if self.dry_run:
-            self._print(entries)
-        if self.dry_run or not self.clients or not entries:
-            batch.ack()
-            return
-        pending = _Pending(batch, len(entries) * len(self.clients))
-        for client in self.clients:
-            client.send(entries, pending)
+        self._send(entries)
+        self._track_held(job)
+        read.done()
 
     def _flush_held(self, now_ns: int | None = None) -> None:
-        """Entries stages held (multiline, cri partials) that are due: sent without a mark (their
-        lines' batches were acknowledged when they were read)."""
+        """Entries stages held (multiline, cri partials) that are due."""
         now = time.time_ns() if now_ns is None else now_ns
         for job in self.jobs:
-            released = job.pipeline.flush(now)
-            if self.dry_run:
-                self._print(released)
-            for client in self.clients:
-                client.send(released)
+            self._send(job.pipeline.flush(now))
+            self._track_held(job)
+
+    def _send(self, entries: list[Entry]) -> None:
+        """Entries to every client, as one shipment holding the read batches they came from."""
+        if self.dry_run:
+            self._print(entries)
+        if not entries or self.dry_run or not self.clients:
+            return
+        origins = list({id(o): o for e in entries for o in e.origins}.values())
+        for origin in origins:
+            origin.add()
+
+        def shipped() -> None:
+            for origin in origins:
+                origin.done()
+        shipment = _Countdown(len(entries) * len(self.clients), shipped)
+        for client in self.clients:
+            client.send(entries, shipment)
+
+    @staticmethod
+    def _track_held(job: Job) -> None:
+        """Hold the read batches whose lines the job's stages hold now; let go of the others
+        (after `_send`, so that a released entry's shipment holds them first)."""
+        now = {id(o): o for o in job.pipeline.held_origins()}
+        for key, origin in now.items():
+            if key not in job.held:
+                origin.add()
+        for key, origin in job.held.items():
+            if key not in now:
+                origin.done()
+        job.held = now
 
     def _shipped(self, marks: list[tuple[Any, int]], acknowledged: bool) -> None:
         # dropped batches move positions too (the client counted them): Promtail's at-least-once
         # ends at max_retries
-        for pending, entries in marks:
-            pending.done(entries)
+        for shipment, entries in marks:
+            shipment.done(entries)
 
     def _print(self, entries: list[Entry]) -> None:
         """`-dry-run`: the entries on stdout instead of to a server."""

@@ -261,3 +261,77 @@ def _pods_lines(server: Server, count: int) -> list[tuple[str, str, str, int]]:
         if len(found) >= count or time.monotonic() > deadline:
             return found
         time.sleep(0.2)
+
+
+MULTILINE_CONFIG = """
+server: {{http_listen_port: {port}, http_listen_address: 127.0.0.1}}
+positions: {{filename: {positions}, sync_period: 100ms}}
+clients: [{{url: "{url}/loki/api/v1/push", batchwait: 100ms}}]
+scrape_configs:
+  - job_name: blocks
+    static_configs: [{{targets: [localhost], labels: {{job: blocks, __path__: "{logs}/*.log"}}}}]
+    pipeline_stages:
+      - cri: {{}}
+      - multiline: {{firstline: '^\\[', max_wait_time: 1h}}
+"""
+
+
+def _block(n: int) -> str:
+    """Three CRI lines: a block's first line and two continuations, a millisecond apart."""
+    stamp = datetime.fromtimestamp(T0 / 1e9 + n, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return "".join(f"{stamp}.{k:03d}000000Z stdout F {text}\n"
+                   for k, text in enumerate([f"[{n}] start", f"  more {n}.1", f"  more {n}.2"]))
+
+
+def test_a_block_held_by_multiline_survives_a_kill(tmp_path: Path, start_server: Callable[..., Server]) -> None:
+    """The position stops before the lines a stage holds: a block still open when the agent is
+    killed is read again after the restart and arrives whole, once (lines already shipped and
+    read again carry their CRI times, so the server keeps them once)."""
+    server = start_server()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    positions = tmp_path / "positions.yaml"
+    config = tmp_path / "promtail.yaml"
+    config.write_text(MULTILINE_CONFIG.format(port=free_port(), positions=positions, url=server.url, logs=logs))
+    log = logs / "app.log"
+
+    def start() -> subprocess.Popen[bytes]:
+        with open(tmp_path / "agent.log", "ab") as out:
+            return subprocess.Popen([sys.executable, "-m", "lokiarrow.cli", "agent", f"-config.file={config}"],
+                                    cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+    def blocks(count: int) -> list[str]:
+        deadline = time.monotonic() + 20
+        while True:
+            r = httpx.get(f"{server.url}/loki/api/v1/query_range", timeout=30, params={
+                "query": '{job="blocks"}', "limit": 1000, "start": T0 - 10**9, "end": T0 + 10**12,
+                "direction": "forward"})
+            found = [line for s in r.json()["data"]["result"] for _, line in s["values"]]
+            if len(found) >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.1)
+
+    agent = start()
+    try:
+        log.write_text("".join(_block(n) for n in range(3)))
+        assert len(blocks(2)) == 2                        # block 2 is held: no first line after it yet
+        time.sleep(0.5)
+        held_from = log.stat().st_size
+        with open(log, "a") as f:
+            f.write(_block(3))                            # releases block 2, holds block 3
+        assert len(blocks(3)) == 3
+        deadline = time.monotonic() + 10
+        while f"{held_from}" not in (positions.read_text() if positions.exists() else ""):
+            assert time.monotonic() < deadline, positions.read_text()
+            time.sleep(0.05)
+        agent.send_signal(signal.SIGKILL)
+        agent.wait(10)
+        assert f"{held_from}" in positions.read_text()    # not past the held block
+        agent = start()
+        with open(log, "a") as f:
+            f.write(_block(4))                            # releases block 3 (read again), holds block 4
+        assert len(blocks(4)) == 4
+    finally:
+        agent.send_signal(signal.SIGTERM)                 # a stop releases what is held
+        assert agent.wait(15) == 0
+    assert blocks(5) == [f"[{n}] start\n  more {n}.1\n  more {n}.2" for n in range(5)]

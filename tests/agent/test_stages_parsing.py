@@ -378,3 +378,35 @@ _JSON_VALUES = st.recursive(st.none() | st.booleans() | st.integers() | st.text(
 @given(_JSON_VALUES, st.sampled_from(["a", "b", "a.b", "a.b.c_1", "c_1.a", "a.a.a"]))
 def test_dotted_json_expressions_walk_as_jmespath(data: object, expr: str) -> None:
     assert _jmespath_search(expr)(data) == jmespath.search(expr, data)
+
+
+# --- what is held, and where its lines came from ---------------------------------------------------
+
+def _from(origin: str, line: str, labels: dict[str, str] | None = None) -> Entry:
+    e = entry(line, labels)
+    e.origins = [origin]
+    return e
+
+
+def test_held_lines_name_their_origins_until_released() -> None:
+    p = pipeline("- cri: {}\n- match: {selector: '{job=\"x\"}', stages: [{multiline: {firstline: '^\\[', max_wait_time: 1s}}]}")
+    assert p.process(_from("r1", "2019-05-07T18:57:50Z stdout P [1] a")) == []      # a CRI partial
+    assert p.held_origins() == ["r1"]
+    assert p.process(_from("r2", "2019-05-07T18:57:51Z stdout F b")) == []          # opens a block (nested)
+    assert p.held_origins() == ["r1", "r2"]
+    assert p.process(_from("r3", "2019-05-07T18:57:52Z stdout F  c")) == []
+    [block] = p.process(_from("r4", "2019-05-07T18:57:53Z stdout F [2] d"))        # releases the block
+    assert block.line == "[1] ab\n c" and block.origins == ["r1", "r2", "r3"]
+    assert p.held_origins() == ["r4"]
+    [last] = p.flush(time.time_ns() + 2 * 10**9)
+    assert last.origins == ["r4"] and p.held_origins() == []
+
+
+def test_joining_never_changes_a_shared_origins_list() -> None:
+    shared = ["r1"]
+    p = pipeline("- cri: {}")
+    first, second = entry("2019-05-07T18:57:50Z stdout P x"), entry("2019-05-07T18:57:51Z stdout F y")
+    first.origins = second.origins = shared
+    p.process(first)
+    [joined] = p.process(second)
+    assert joined.origins == ["r1", "r1"] and shared == ["r1"]

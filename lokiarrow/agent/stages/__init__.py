@@ -3,8 +3,10 @@
 A stage takes one entry and gives back the entries that go on: none (dropped, or held, as
 `multiline` and `cri` hold partial lines), the entry (changed or not), or several (a held one
 released with it). `flush(now)` gives back held entries that are due (a multiline block whose
-`max_wait_time` passed). Stage builders take their YAML section (settings.Section) and refuse
-what Promtail would refuse, with the field's path.
+`max_wait_time` passed); `held_origins()` names the read batches whose lines are held, so their
+file positions wait for them (an entry joined from several lines carries all their origins).
+Stage builders take their YAML section (settings.Section) and refuse what Promtail would refuse,
+with the field's path.
 
   parsing.py    cri, docker, json, logfmt, regex, replace, template, timestamp, output, decolorize,
                 multiline
@@ -25,6 +27,18 @@ class Stage(Protocol):
     def process(self, entry: Entry) -> list[Entry]: ...
 
     def flush(self, now_ns: int) -> list[Entry]: ...
+
+    def held_origins(self) -> list[Any]: ...
+
+
+class Stateless:
+    """A stage that holds nothing."""
+
+    def flush(self, now_ns: int) -> list[Entry]:
+        return []
+
+    def held_origins(self) -> list[Any]:
+        return []
 
 
 Builder = Callable[[Any], Stage]  # given a Section, or the list of a list-valued stage
@@ -47,6 +61,9 @@ class Pipeline:
             if released:
                 out += self._from(i + 1, released)
         return out
+
+    def held_origins(self) -> list[Any]:
+        return [origin for stage in self.stages for origin in stage.held_origins()]
 
     def _from(self, first: int, entries: list[Entry]) -> list[Entry]:
         for stage in self.stages[first:] if first else self.stages:

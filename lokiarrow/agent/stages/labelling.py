@@ -9,7 +9,7 @@ from typing import Any
 
 from lokiarrow.agent.entry import Entry
 from lokiarrow.agent.settings import ConfigError, Section
-from lokiarrow.agent.stages import Builder, Stage, limits, matching
+from lokiarrow.agent.stages import Builder, Stage, Stateless, limits, matching
 from lokiarrow.model import LABEL_NAME_RE
 
 
@@ -31,10 +31,6 @@ def to_string(value: Any) -> str | None:
         return text[:-2] if text.endswith(".0") else text
     return None
 
-
-class _Stateless:
-    def flush(self, now_ns: int) -> list[Entry]:
-        return []
 
 
 def _label_sources(section: Section, stage: str) -> dict[str, str]:
@@ -68,7 +64,7 @@ def lookup(entry: Entry, key: str) -> Any:
     return entry.extracted[key] if key in entry.extracted else entry.labels.get(key)
 
 
-class Labels(_Stateless):
+class Labels(Stateless):
     """`labels`: extracted values become labels."""
 
     def __init__(self, section: Section) -> None:
@@ -84,7 +80,7 @@ class Labels(_Stateless):
         return [entry]
 
 
-class StructuredMetadata(_Stateless):
+class StructuredMetadata(Stateless):
     """`structured_metadata`: extracted values (or labels, which then leave the stream) become
     structured metadata."""
 
@@ -99,7 +95,7 @@ class StructuredMetadata(_Stateless):
         return [entry]
 
 
-class StaticLabels(_Stateless):
+class StaticLabels(Stateless):
     """`static_labels`: fixed labels; an empty value adds nothing."""
 
     def __init__(self, section: Section) -> None:
@@ -127,7 +123,7 @@ def _names(value: Any, path: str, stage: str) -> list[str]:
     return value
 
 
-class LabelDrop(_Stateless):
+class LabelDrop(Stateless):
     """`labeldrop: [names]`."""
 
     def __init__(self, value: Any, path: str) -> None:
@@ -139,7 +135,7 @@ class LabelDrop(_Stateless):
         return [entry]
 
 
-class LabelAllow(_Stateless):
+class LabelAllow(Stateless):
     """`labelallow: [names]`: every other label is removed."""
 
     def __init__(self, value: Any, path: str) -> None:
@@ -150,7 +146,7 @@ class LabelAllow(_Stateless):
         return [entry]
 
 
-class Tenant(_Stateless):
+class Tenant(Stateless):
     """`tenant`: the tenant from a fixed `value`, an extracted `source` or a `label`; nothing
     changes when that is missing or empty."""
 
@@ -202,7 +198,7 @@ def _go_json(text: str) -> str:
     return "".join(out)
 
 
-class Pack(_Stateless):
+class Pack(Stateless):
     """`pack`: chosen labels (or extracted values) and the line into one JSON line; the labels
     leave the stream, and with `ingest_timestamp` (the default) the entry takes the current time."""
 

@@ -11,15 +11,10 @@ import re2
 
 from lokiarrow.agent.entry import Entry
 from lokiarrow.agent.settings import ConfigError, Section
-from lokiarrow.agent.stages import Builder
+from lokiarrow.agent.stages import Builder, Stateless
 
 
-class _Stateless:
-    def flush(self, now_ns: int) -> list[Entry]:
-        return []
-
-
-class Drop(_Stateless):
+class Drop(Stateless):
     """`drop`: an entry is dropped when every condition configured holds; a missing source
     keeps it. Conditions: the `source` values (joined by `separator`) exist, equal `value`, or
     match `expression` (else `expression` matches the line); older than `older_than`; longer
@@ -139,7 +134,7 @@ class _Bucket:
             time.sleep(-self.tokens / self.rate)
 
 
-class Limit(_Stateless):
+class Limit(Stateless):
     """`limit`: at most `rate` entries a second (bursts of `burst`); over it an entry waits, or
     with `drop: true` is dropped. With `by_label_name` each value of that label has its own
     bucket (entries without the label pass), at most `max_distinct_labels` of them."""
@@ -191,7 +186,7 @@ class Limit(_Stateless):
         return bucket
 
 
-class Sampling(_Stateless):
+class Sampling(Stateless):
     """`sampling`: keeps each entry with probability `rate`."""
 
     def __init__(self, section: Section) -> None:

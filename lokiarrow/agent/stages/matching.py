@@ -4,6 +4,7 @@ per entry whether nested stages run (`action: keep`) or the entry is dropped (`a
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import re2
 
@@ -118,6 +119,9 @@ class Match:
 
     def flush(self, now_ns: int) -> list[Entry]:
         return self.pipeline.flush(now_ns)
+
+    def held_origins(self) -> list[Any]:
+        return self.pipeline.held_origins()
 
 
 BUILDERS: dict[str, Builder] = {"match": Match}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import re2
 
@@ -26,6 +27,7 @@ Key = tuple[tuple[str, str], ...]
 class _Stream:
     start: Entry
     lines: list[str] = field(default_factory=list)
+    origins: list[Any] = field(default_factory=list)   # of the lines in the block
     last_ns: int = 0
 
 
@@ -47,6 +49,7 @@ class MultilineStage:
             out += self._release(stream)
             stream.start = entry
         stream.lines.append(entry.line)
+        stream.origins += entry.origins
         stream.last_ns = time.time_ns()
         if len(stream.lines) == self.max_lines:
             out += self._release(stream)
@@ -56,14 +59,17 @@ class MultilineStage:
         return [e for s in self._streams.values() if now_ns - s.last_ns >= self.max_wait_ns
                 for e in self._release(s)]
 
+    def held_origins(self) -> list[Any]:
+        return [origin for s in self._streams.values() for origin in s.origins]
+
     @staticmethod
     def _release(stream: _Stream) -> list[Entry]:
         if not stream.lines:
             return []
         start = stream.start
         block = replace(start, labels=dict(start.labels), line="\n".join(stream.lines),
-                        metadata=dict(start.metadata), extracted=dict(start.extracted))
-        stream.lines = []
+                        metadata=dict(start.metadata), extracted=dict(start.extracted), origins=stream.origins)
+        stream.lines, stream.origins = [], []
         return [block]
 
 

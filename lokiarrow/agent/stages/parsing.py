@@ -16,7 +16,7 @@ import re2
 
 from lokiarrow.agent.entry import Entry
 from lokiarrow.agent.settings import ConfigError, Section
-from lokiarrow.agent.stages import Builder
+from lokiarrow.agent.stages import Builder, Stateless
 from lokiarrow.agent.stages.labelling import to_string
 from lokiarrow.agent.stages.multiline import build_multiline
 from lokiarrow.agent.stages.timestamps import TimestampStage, build_timestamp, parser_for
@@ -71,14 +71,10 @@ def _template(sec: Section, key: str, text: str) -> Template:
         raise ConfigError(sec.at(key), f"could not compile template: {exc}") from None
 
 
-class _NoFlush:
-    def flush(self, now_ns: int) -> list[Entry]:
-        return []
-
 
 # --- json ------------------------------------------------------------------------------------------
 
-class JsonStage(_NoFlush):
+class JsonStage(Stateless):
     """`json`: JMESPath expressions over the line (or `source`); numbers, strings, booleans and
     null kept as they are, objects and arrays as compact JSON text."""
 
@@ -161,7 +157,7 @@ def build_json(sec: Section) -> JsonStage:
 
 # --- logfmt ----------------------------------------------------------------------------------------
 
-class LogfmtStage(_NoFlush):
+class LogfmtStage(Stateless):
     """`logfmt`: the mapped keys of a logfmt line (a key without `=` reads as "")."""
 
     def __init__(self, inverted: dict[str, list[str]], source: str | None) -> None:
@@ -195,7 +191,7 @@ def build_logfmt(sec: Section) -> LogfmtStage:
 
 # --- regex, replace --------------------------------------------------------------------------------
 
-class RegexStage(_NoFlush):
+class RegexStage(Stateless):
     """`regex`: the named groups of the first match (unanchored); an unmatched group reads as ""."""
 
     def __init__(self, regex: re2._Regexp, source: str | None) -> None:
@@ -220,7 +216,7 @@ def build_regex(sec: Section) -> RegexStage:
     return RegexStage(regex, source)
 
 
-class ReplaceStage(_NoFlush):
+class ReplaceStage(Stateless):
     """`replace`: each captured group of each match replaced by the `replace` template (which sees
     the extracted values and `.Value`, the group's text). As in Promtail, a group that starts where
     the previous replaced one ended is left alone, and a named group's extracted value is the
@@ -277,7 +273,7 @@ def build_replace(sec: Section) -> ReplaceStage:
 
 # --- template, output, decolorize ------------------------------------------------------------------
 
-class TemplateStage(_NoFlush):
+class TemplateStage(Stateless):
     """`template`: the extracted `source` set to a Go template's output over the extracted values,
     `.Value` (the source's own value) and `.Entry` (the line); an empty output removes it."""
 
@@ -309,7 +305,7 @@ def build_template(sec: Section) -> TemplateStage:
     return TemplateStage(source, template)
 
 
-class OutputStage(_NoFlush):
+class OutputStage(Stateless):
     """`output`: the line replaced by the extracted `source`."""
 
     def __init__(self, source: str) -> None:
@@ -330,7 +326,7 @@ def build_output(sec: Section) -> OutputStage:
     return OutputStage(source)
 
 
-class DecolorizeStage(_NoFlush):
+class DecolorizeStage(Stateless):
     """`decolorize`: ANSI colour codes removed from the line."""
 
     def process(self, entry: Entry) -> list[Entry]:
@@ -353,7 +349,7 @@ def _stream_label(entry: Entry) -> None:
         entry.labels["stream"] = stream
 
 
-class DockerStage(_NoFlush):
+class DockerStage(Stateless):
     """`docker`: Docker's json-file lines (`{"log":…,"stream":…,"time":…}`): the line from `log`,
     a `stream` label, the time from `time` (RFC3339Nano, fudged on failure)."""
 
@@ -388,7 +384,7 @@ def cri_fields(line: str) -> tuple[str, str, str, str] | None:
     return None if m is None else (m.group("time"), m.group("stream"), m.group("flags"), m.group("content"))
 
 
-class CriStage(_NoFlush):
+class CriStage(Stateless):
     """`cri`: CRI lines (`<time> <stream> <flags> <content>`): the line from the content, a `stream`
     label, the time (RFC3339Nano). Partial (`P`) lines are held per label set and joined, without
     separator, to the next full line, which gives the joined entry its time, labels and metadata.
@@ -417,11 +413,19 @@ class CriStage(_NoFlush):
                 out = ([prev] if prev is not None else []) + list(self._partial.values())
                 self._partial = {key: self._truncated(entry, entry.line)}
                 return out
-            self._partial[key] = self._truncated(entry, entry.line if prev is None else prev.line + entry.line)
+            self._partial[key] = self._truncated(entry, entry.line) if prev is None else self._joined(prev, entry)
             return []
         if prev is not None:
-            self._truncated(entry, prev.line + entry.line)
+            self._joined(prev, entry)
         return [entry]
+
+    def held_origins(self) -> list[Any]:
+        return [origin for held in self._partial.values() for origin in held.origins]
+
+    def _joined(self, prev: Entry, entry: Entry) -> Entry:
+        """`entry` with the held line before its own (and the held line's origins)."""
+        entry.origins = prev.origins + entry.origins
+        return self._truncated(entry, prev.line + entry.line)
 
     def _truncated(self, entry: Entry, line: str) -> Entry:
         data = line.encode()

@@ -17,6 +17,7 @@ from collections.abc import Callable
 
 from lokiarrow.agent.entry import Entry
 from lokiarrow.agent.settings import ConfigError, Section
+from lokiarrow.agent.stages import Stateless
 from lokiarrow.agent.stages.labelling import to_string
 from lokiarrow.logql.template_time import UTC, parse_layout, zone
 
@@ -118,7 +119,7 @@ def parser_for(fmt: str, loc: dt.tzinfo) -> Parser:
     return _layout(fmt, loc)
 
 
-class TimestampStage:
+class TimestampStage(Stateless):
     def __init__(self, source: str, parsers: list[Parser], action: str) -> None:
         self.source, self.parsers, self.action = source, parsers, action
         self._last: OrderedDict[tuple[tuple[str, str], ...], int] = OrderedDict()
@@ -141,9 +142,6 @@ class TimestampStage:
         self._last.move_to_end(key)
         if len(self._last) > _FUDGE_CACHE:
             self._last.popitem(last=False)
-
-    def flush(self, now_ns: int) -> list[Entry]:
-        return []
 
 
 def build_timestamp(sec: Section) -> TimestampStage:
