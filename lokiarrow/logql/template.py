@@ -5,7 +5,10 @@ ts_ns)` runs it per line. Steps: 1. `_lex` cuts the text into tokens (text, deli
 trim markers, and the words inside actions); 2. `_Parser` reads them by Go's grammar, resolving
 each `$variable` to a slot and each function name against `FUNCS`, and returns closures
 `ev(ctx, dot) -> value` for pipelines and `ex(ctx, dot, out)` for the statements that write output.
-Labels are the template's data with `missingkey=zero`: `{{.missing}}` prints nothing.
+Labels are the template's data with `missingkey=zero`: `{{.missing}}` prints nothing. Promtail's
+dialect (`promtail=True`: its `template` and `replace` stages) adds `Hash` and `Sha2Hash`, has no
+`__line__`/`__timestamp__`, and keeps Go's default for a missing key: `<no value>` when printed,
+an invalid value for a function (an error).
 Parse errors raise TemplateSyntaxError (`template: line:1: …`); errors while rendering raise
 TemplateExecError with Go's text, which the caller puts in `__error_details__`.
 """
@@ -20,7 +23,16 @@ from typing import Any
 from lokiarrow.errors import BadRequest, Unsupported
 from lokiarrow.logql.quoting import unquote
 from lokiarrow.logql.template_fmt import type_name
-from lokiarrow.logql.template_funcs import FUNCS, TIME_METHODS, CallError, Func, coerce, go_str, truth
+from lokiarrow.logql.template_funcs import (
+    FUNCS,
+    PROMTAIL_FUNCS,
+    TIME_METHODS,
+    CallError,
+    Func,
+    coerce,
+    go_str,
+    truth,
+)
 from lokiarrow.logql.template_time import GoTime
 
 Ev = Callable[["_Ctx", Any], Any]
@@ -48,11 +60,17 @@ class _Continue(Exception):
     pass
 
 
-class _Ctx:
-    __slots__ = ("data", "line", "ts", "vars")
+_BUILTINS = frozenset(("and", "or", "call"))
+_LOKI_NAMES = frozenset(FUNCS) | _BUILTINS | {"__line__", "__timestamp__"}
+_PROMTAIL_NAMES = frozenset(FUNCS) | frozenset(PROMTAIL_FUNCS) | _BUILTINS
+_ALL_FUNCS = {**FUNCS, **PROMTAIL_FUNCS}   # the parser has checked a name against its dialect
 
-    def __init__(self, data: dict[str, str], line: str, ts: int, nvars: int) -> None:
-        self.data, self.line, self.ts = data, line, ts
+
+class _Ctx:
+    __slots__ = ("data", "line", "missing", "ts", "vars")
+
+    def __init__(self, data: dict[str, str], line: str, ts: int, nvars: int, missing: str | None) -> None:
+        self.data, self.line, self.ts, self.missing = data, line, ts, missing
         self.vars: list[Any] = [data] * nvars
 
 
@@ -149,8 +167,8 @@ class _Const:
 
 
 class _Parser:
-    def __init__(self, text: str, name: str) -> None:
-        self.text, self.name = text, name
+    def __init__(self, text: str, name: str, functions: frozenset[str] = _LOKI_NAMES) -> None:
+        self.text, self.name, self.functions = text, name, functions
         self.toks = _lex(text)
         self.i = 0
         self.scopes: list[tuple[str, int]] = [("$", 0)]
@@ -407,7 +425,7 @@ class _Parser:
             slot = self.lookup(word, pos)
             node = _var(slot)
         elif kind == "ident":
-            if word not in FUNCS and word not in ("and", "or", "__line__", "__timestamp__", "call"):
+            if word not in self.functions:
                 raise self.error(f'function "{word}" not defined', pos)
             node = ("func", word, pos)
         elif kind == "(":
@@ -523,7 +541,7 @@ def _field(v: Any, name: str, ctx: _Ctx, pos: int, node: str, args: list[Any] | 
     if t is dict:
         if args:
             raise _Located(pos, node, f"{name} is not a method but has arguments")
-        return v.get(name, "" if v is ctx.data else None)
+        return v.get(name, ctx.missing if v is ctx.data else None)
     if t is GoTime and name in TIME_METHODS:
         fn = TIME_METHODS[name]
         call_args = [v, *(args or [])]
@@ -547,7 +565,7 @@ def _field_chain(names: tuple[str, ...], base: Ev, pos: int, node: str) -> Ev:
 
         def one(ctx: _Ctx, dot: Any) -> Any:
             if dot is ctx.data:
-                return dot.get(name, "")
+                return dot.get(name, ctx.missing)
             return _field(dot, name, ctx, pos, node)
         one.field_names = names  # type: ignore[attr-defined]
         one.field_base = base  # type: ignore[attr-defined]
@@ -638,7 +656,7 @@ def _call(name: str, pos: int, node: str, operands: list[Any], final: Ev | None)
                     return v
             return v
         return logic
-    fn = FUNCS[name]
+    fn = _ALL_FUNCS[name]
     kinds = [fn.params[i] if i < len(fn.params) else (fn.variadic or "a") for i in range(len(all_ops))]
     arg_evs = tuple(_arg(k, op, name, pos) for k, op in zip(kinds, all_ops, strict=True))
     if (fn.variadic is None and len(arg_evs) != len(fn.params)) or len(arg_evs) < len(fn.params):
@@ -714,11 +732,12 @@ def _pipeline(cmds: list[tuple[int, str, list[Any]]]) -> Ev:
 class Template:
     """A compiled template. `render` is safe to call from many threads at once (no shared state)."""
 
-    __slots__ = ("text", "name", "_run", "_nvars", "_simple_key", "_const")
+    __slots__ = ("text", "name", "_run", "_nvars", "_simple_key", "_const", "_missing")
 
-    def __init__(self, text: str, name: str = "line") -> None:
+    def __init__(self, text: str, name: str = "line", promtail: bool = False) -> None:
         self.text, self.name = text, name
-        parser = _Parser(text, name)
+        self._missing: str | None = None if promtail else ""
+        parser = _Parser(text, name, _PROMTAIL_NAMES if promtail else _LOKI_NAMES)
         self._run, _ = parser.parse()
         self._nvars = parser.nvars
         toks = [t for t in parser.toks if t[0] != "space"]
@@ -730,12 +749,13 @@ class Template:
         """The template's output for one entry: `data` is its label set, `line` and `ts_ns` feed
         `__line__` and `__timestamp__`. Raises TemplateExecError with Go's message on failure."""
         if self._simple_key is not None:
-            return data.get(self._simple_key, "")
+            found = data.get(self._simple_key, self._missing)
+            return "<no value>" if found is None else found
         if self._const is not None:
             return self._const
         out: list[str] = []
         try:
-            self._run(_Ctx(data, line, ts_ns, self._nvars), data, out)
+            self._run(_Ctx(data, line, ts_ns, self._nvars, self._missing), data, out)
         except _Located as exc:
             before = self.text[:exc.pos]
             col = len(before.encode()) - (len(before[:before.rfind("\n") + 1].encode()) if "\n" in before else 0)
@@ -750,9 +770,9 @@ class Template:
 
 
 @functools.lru_cache(maxsize=1024)
-def compile_template(text: str, name: str = "line") -> Template:
+def compile_template(text: str, name: str = "line", promtail: bool = False) -> Template:
     """Parse a Go template once (cached by text); raise TemplateSyntaxError with Go's message.
 
     `name` is Go's template name in messages: Loki uses "line" for line_format and "label" for
-    label_format."""
-    return Template(text, name)
+    label_format, Promtail "pipeline_template"."""
+    return Template(text, name, promtail)

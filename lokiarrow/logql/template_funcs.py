@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import decimal
+import hashlib
 import json
 import math
 import time
@@ -538,4 +539,15 @@ def coerce(kind: str, v: object) -> object:
     raise TypeError(f"wrong type for value; expected {KIND_NAMES[kind]}; got {type_name(v)}")
 
 
-__all__ = ["FUNCS", "TIME_METHODS", "CallError", "Func", "coerce", "go_str", "truth"]
+def _salted(hash_name: str) -> Callable[[str, str], str]:
+    return lambda salt, s: hashlib.new(hash_name, (salt + s).encode()).hexdigest()
+
+
+# Promtail's `template` and `replace` stages add these to the functions above
+PROMTAIL_FUNCS: dict[str, Func] = {
+    "Hash": Func("ss", None, _salted("sha3_256")),
+    "Sha2Hash": Func("ss", None, _salted("sha256")),
+}
+
+
+__all__ = ["FUNCS", "PROMTAIL_FUNCS", "TIME_METHODS", "CallError", "Func", "coerce", "go_str", "truth"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import jmespath
@@ -14,6 +15,7 @@ from lokiarrow.agent import stages
 from lokiarrow.agent.entry import Entry
 from lokiarrow.agent.settings import ConfigError, Section
 from lokiarrow.agent.stages.parsing import CRI_PATTERN, _jmespath_search, cri_fields
+from lokiarrow.logql.template import TemplateSyntaxError, compile_template
 
 T0 = 1_700_000_000_000_000_000
 
@@ -289,6 +291,25 @@ def test_template_refuses_bad_config() -> None:
         pipeline("- template: {template: x}")
     with pytest.raises(ConfigError, match=r"template.template: could not compile template"):
         pipeline("- template: {source: a, template: '{{ nosuchfunc .Value }}'}")
+
+
+def test_template_missing_keys_and_promtails_own_functions() -> None:
+    p = pipeline("""
+- regex: {expression: 'user=(?P<user>\\w+)'}
+- template: {source: shown, template: '[{{ .nothing }}]'}
+- template: {source: upper, template: '{{ ToUpper .nothing }}'}
+- template: {source: hashed, template: '{{ Hash "salt" .user }}'}
+- template: {source: sha2, template: '{{ Sha2Hash "salt" .user }}'}
+""")
+    out = one(p, "user=alice")
+    assert out.extracted["shown"] == "[<no value>]"    # Go's default for a missing map key
+    assert "upper" not in out.extracted                # an invalid value for ToUpper: left alone
+    assert out.extracted["hashed"] == hashlib.sha3_256(b"saltalice").hexdigest()
+    assert out.extracted["sha2"] == hashlib.sha256(b"saltalice").hexdigest()
+    with pytest.raises(ConfigError, match='function "__line__" not defined'):
+        pipeline("- template: {source: a, template: '{{ __line__ }}'}")
+    with pytest.raises(TemplateSyntaxError, match='function "Hash" not defined'):   # not in LogQL's line_format
+        compile_template('{{ Hash "s" .a }}')
 
 
 # --- output, decolorize ----------------------------------------------------------------------------

@@ -66,7 +66,7 @@ def _compile_re2(sec: Section, key: str) -> re2._Regexp:
 
 def _template(sec: Section, key: str, text: str) -> Template:
     try:
-        return compile_template(text, "pipeline_template")
+        return compile_template(text, "pipeline_template", promtail=True)
     except TemplateSyntaxError as exc:
         raise ConfigError(sec.at(key), f"could not compile template: {exc}") from None
 
