@@ -71,6 +71,15 @@ def parse_matchers(text: str, validate: bool = True) -> tuple[Matcher, ...]:
     return expr.matchers
 
 
+def parse_log_selector(text: str, validate: bool = True) -> ast.LogExpr:
+    """Parse a log query, a selector and its pipeline (Loki's `syntax.ParseLogSelector`; Promtail's
+    `match` stage passes validate=False, so `{app=~".*"}` is allowed there)."""
+    expr = _parse(text, validate)
+    if not isinstance(expr, ast.LogExpr):
+        raise BadRequest("only log selector is supported")
+    return expr
+
+
 def _parse(text: str, validate: bool) -> ast.Expr:
     size = len(text.encode("utf-8", "surrogateescape"))
     if size >= MAX_INPUT_BYTES:

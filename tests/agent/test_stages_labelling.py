@@ -80,8 +80,8 @@ def test_labels_copy_another_label() -> None:
     ("- match: {selector: '{a=\"b\"} | json', action: drop}", "pipeline_stages[0].match.selector: "
      "JsonParser is not supported in a match selector"),
     ("- match: {selector: 'rate({a=\"b\"}[1m])', action: drop}",
-     "pipeline_stages[0].match.selector: invalid selector syntax for match stage: not a log "
-     "selector"),
+     "pipeline_stages[0].match.selector: invalid selector syntax for match stage: only log "
+     "selector is supported"),
     ("- match: {selector: '{a=\"b\"}', action: drop, stages: [{labels: {a: b}}]}",
      "pipeline_stages[0].match.stages: match stage configured to drop entries cannot contains stages"),
     ("- match: {selector: '{a=\"b\"', action: drop}", "pipeline_stages[0].match.selector: invalid "

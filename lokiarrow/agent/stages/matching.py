@@ -13,7 +13,7 @@ from lokiarrow.agent.settings import ConfigError, Section
 from lokiarrow.agent.stages import Builder, Pipeline, build
 from lokiarrow.errors import LokiError
 from lokiarrow.logql import ast
-from lokiarrow.logql.parser import _parse  # Promtail parses without the query-only checks
+from lokiarrow.logql.parser import parse_log_selector
 
 Test = Callable[[Entry], bool]
 
@@ -61,11 +61,9 @@ def _number(text: str | None) -> float | None:
 def selector_test(text: str) -> Test:
     """The selector as one predicate on an entry's labels and line (ValueError if unusable)."""
     try:
-        expr = _parse(text, validate=False)
+        expr = parse_log_selector(text, validate=False)   # as Promtail: no query-only checks
     except LokiError as exc:
         raise ValueError(f"invalid selector syntax for match stage: {exc}") from None
-    if not isinstance(expr, ast.LogExpr):
-        raise ValueError("invalid selector syntax for match stage: not a log selector")
     matchers = expr.matchers
     tests: list[Test] = [lambda e: all(m.matches_labels(e.labels) for m in matchers)]
     for stage in expr.stages:
