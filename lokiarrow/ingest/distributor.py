@@ -119,6 +119,12 @@ def prepare_push(tenant: str, body: bytes, content_type: str | None, content_enc
     400 to answer for the refused ones.
     """
     streams = decode_push(body, content_type, content_encoding, legacy=legacy)
+    return prepare_streams(tenant, streams, limits, now_ns, limiter)
+
+
+def prepare_streams(tenant: str, streams: list[PushStream], limits: Limits, now_ns: int,
+                    limiter: RateLimiter | None = None) -> PreparedPush:
+    """`prepare_push` from step 2, for streams decoded elsewhere (gRPC, OTLP)."""
     if not streams:
         raise NoStreams(validate.MISSING_STREAMS)
     parsed = [_labels(s.labels, limits) for s in streams]
