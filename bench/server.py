@@ -47,7 +47,7 @@ class ServerProcess:
     def __enter__(self) -> ServerProcess:
         args = [sys.executable, "-m", "lokiarrow.cli", "serve", f"-common.path-prefix={self.data}",
                 f"-server.http-listen-port={self.port}", "-server.http-listen-address=127.0.0.1",
-                f"-config.file={self.config_path}", "-log.level=warn"]
+                f"-config.file={self.config_path}", "-server.grpc-listen-port=0", "-log.level=warn"]
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
                                          preexec_fn=_die_with_parent)  # noqa: PLW1509

@@ -26,6 +26,8 @@ def serve_parser(parser: argparse.ArgumentParser) -> None:
           help="expand ${VAR} and ${VAR:-default} in the config file")
     _flag(parser, "server.http-listen-port", type=int, help="HTTP port (default 3100)")
     _flag(parser, "server.http-listen-address", help="HTTP address (default 0.0.0.0)")
+    _flag(parser, "server.grpc-listen-port", type=int, help="gRPC port (default 9095; 0: any free port)")
+    _flag(parser, "server.grpc-listen-address", help="gRPC address (default 0.0.0.0)")
     _flag(parser, "common.path-prefix", help="data root: a folder or an fsspec URL (default ./data)")
     _flag(parser, "target", help="which components to run (all)")
     _flag(parser, "auth.enabled", type=_bool, nargs="?", const=True, help="require X-Scope-OrgID")
@@ -42,6 +44,8 @@ def load_config(args: argparse.Namespace) -> Config:
     overrides = {
         "http_listen_port": args.server_http_listen_port,
         "http_listen_address": args.server_http_listen_address,
+        "grpc_listen_port": args.server_grpc_listen_port,
+        "grpc_listen_address": args.server_grpc_listen_address,
         "path_prefix": args.common_path_prefix,
         "target": args.target,
         "auth_enabled": args.auth_enabled,

@@ -72,6 +72,8 @@ class Config:
     auth_enabled: bool = False
     http_listen_address: str = "0.0.0.0"
     http_listen_port: int = 3100
+    grpc_listen_address: str = "0.0.0.0"
+    grpc_listen_port: int = 9095              # 0: any free port
     path_prefix: str = "./data"
     limits: Limits = field(default_factory=Limits)
     ingester: Ingester = field(default_factory=Ingester)
@@ -145,6 +147,8 @@ def from_yaml(text: str, base: Config | None = None) -> Config:
         auth_enabled=bool(doc.get("auth_enabled", cfg.auth_enabled)),
         http_listen_address=str(server.get("http_listen_address", cfg.http_listen_address)),
         http_listen_port=int(server.get("http_listen_port", cfg.http_listen_port)),
+        grpc_listen_address=str(server.get("grpc_listen_address", cfg.grpc_listen_address)),
+        grpc_listen_port=int(server.get("grpc_listen_port", cfg.grpc_listen_port)),
         path_prefix=str(common.get("path_prefix", cfg.path_prefix)),
         limits=apply_section(cfg.limits, doc.get("limits_config")),
         ingester=apply_section(cfg.ingester, ingester),

@@ -54,7 +54,8 @@ class Server:
     def start(self) -> Server:
         args = [sys.executable, "-m", "lokiarrow.cli", "serve", f"-config.file={self.config_path}",
                 f"-common.path-prefix={self.data_dir}", f"-server.http-listen-port={self.port}",
-                "-server.http-listen-address=127.0.0.1", "-log.level=warn", *self.extra_args]
+                "-server.http-listen-address=127.0.0.1", "-server.grpc-listen-port=0", "-log.level=warn",
+                *self.extra_args]
         log = open(self.log_path, "ab")  # noqa: SIM115
         self.proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30

@@ -206,7 +206,8 @@ def test_the_entrypoint_serves_and_passes_the_healthcheck(tmp_path: Path) -> Non
     assert args != command[2:] and len(moved) == sum(a != b for a, b in zip(args, command[2:], strict=True))
     check = [sys.executable, *probe[1:-1], probe[-1].replace(f":{exposed_port()}/", f":{port}/")]
     with open(tmp_path / "server.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "lokiarrow.cli", "serve", *args], cwd=ROOT,
+        proc = subprocess.Popen([sys.executable, "-m", "lokiarrow.cli", "serve", *args,
+                                 "-server.grpc-listen-port=0"], cwd=ROOT,   # 9095 may be taken here
                                 stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 30

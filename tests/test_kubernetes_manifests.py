@@ -46,6 +46,11 @@ def _find(kind: str, name: str) -> dict[str, Any]:
     return found
 
 
+def _port(service: dict[str, Any], name: str) -> dict[str, Any]:
+    [found] = [p for p in service["spec"]["ports"] if p["name"] == name]
+    return found
+
+
 def validate(doc: dict[str, Any]) -> None:
     """Raise if `doc` is not a valid object of its kind."""
     kind = doc.get("kind")
@@ -139,7 +144,7 @@ def test_the_configmap_holds_the_helm_charts_job() -> None:
     assert [r["target_label"] for r in rules[:4]] == ["__tmp_controller_name", "app", "instance", "component"]
     [client] = agent.clients
     service = _find("Service", "lokiarrow")
-    [port] = service["spec"]["ports"]
+    port = _port(service, "http")
     assert client.value["url"] == (f"http://{service['metadata']['name']}.{service['metadata']['namespace']}"
                                    f".svc.cluster.local:{port['port']}/loki/api/v1/push")
 
@@ -151,7 +156,7 @@ def test_the_server_keeps_its_data_on_a_10gi_volume() -> None:
     assert sts["spec"]["serviceName"] == service["metadata"]["name"]
     assert service["spec"]["selector"].items() <= template["metadata"]["labels"].items()
     assert sts["spec"]["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
-    [port] = service["spec"]["ports"]
+    port = _port(service, "http")
     [container] = template["spec"]["containers"]
     named = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert port["port"] == 3100 and named[port["targetPort"]] == 3100
@@ -168,7 +173,7 @@ def test_the_gateway_runs_deploy_gateway_as_it_is() -> None:
     assert deployment["spec"]["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
     assert service["spec"]["selector"].items() <= template["metadata"]["labels"].items()
     [container] = template["spec"]["containers"]
-    [port] = service["spec"]["ports"]
+    port = _port(service, "http")
     assert {p["name"]: p["containerPort"] for p in container["ports"]}[port["targetPort"]] == 8080
 
     # the files, byte for byte: the ConfigMap and the Secret must not drift from deploy/gateway/
@@ -196,6 +201,12 @@ def test_the_gateway_runs_deploy_gateway_as_it_is() -> None:
 
     # writers and readers: the server's Service
     server = _find("Service", "lokiarrow")
-    [server_port] = server["spec"]["ports"]
+    server_port = _port(server, "http")
     url = f"http://{server['metadata']['name']}.{server['metadata']['namespace']}.svc.cluster.local:{server_port['port']}"
     assert env["GATEWAY_WRITE_URL"] == env["GATEWAY_READ_URL"] == url
+    grpc = _port(server, "grpc")
+    assert env["GATEWAY_GRPC_WRITE"] == env["GATEWAY_GRPC_READ"] == f"{url.split('//')[1].split(':')[0]}:{grpc['port']}"
+    server_container = _find("StatefulSet", "lokiarrow")["spec"]["template"]["spec"]["containers"][0]
+    assert {p["name"]: p["containerPort"] for p in server_container["ports"]}[grpc["targetPort"]] == 9095
+    assert {p["name"]: p["containerPort"] for p in container["ports"]}[_port(service, "grpc")["targetPort"]] == \
+        int(env["GATEWAY_GRPC_PORT"])

@@ -27,10 +27,12 @@ from lokiarrow.server import (
     routes_tail,
 )
 from lokiarrow.server.deps import Services
+from lokiarrow.server.grpc_api import serve_grpc
 from lokiarrow.server.telemetry import RequestTimer, Telemetry
 from lokiarrow.store.store import Store
 
 log = logging.getLogger(__name__)
+GRPC_GRACE_S = 5.0   # at shutdown, calls under way get this long to finish
 
 
 def error_response(status: int, message: str) -> PlainTextResponse:
@@ -43,10 +45,12 @@ def create_app(config: Config) -> FastAPI:
         store = Store(config.path_prefix, config.ingester)
         store.start()
         limits = TenantLimits(config.limits, config.runtime_config_file, config.runtime_config_period)
-        app.state.services = Services(config, store, Querier(store, limits), Telemetry(), limits)
+        services = app.state.services = Services(config, store, Querier(store, limits), Telemetry(), limits)
+        grpc_server, _ = serve_grpc(services, config.grpc_listen_address, config.grpc_listen_port)
         try:
             yield
         finally:
+            grpc_server.stop(GRPC_GRACE_S).wait()
             store.close()
 
     app = FastAPI(title="lokiarrow", lifespan=lifespan, docs_url=None, redoc_url=None)

@@ -37,11 +37,14 @@ def services(request: Request) -> Services:
 
 
 def tenant(request: Request) -> str:
-    """The tenant of a request: `X-Scope-OrgID` when auth is on, Loki's `fake` otherwise."""
-    svc = services(request)
-    if not svc.config.auth_enabled:
+    return tenant_of(services(request).config.auth_enabled, request.headers.get("X-Scope-OrgID", ""))
+
+
+def tenant_of(auth_enabled: bool, org: str) -> str:
+    """The tenant of a call (HTTP or gRPC): its `X-Scope-OrgID` when auth is on, Loki's `fake`
+    otherwise."""
+    if not auth_enabled:
         return DEFAULT_TENANT
-    org = request.headers.get("X-Scope-OrgID", "")
     if not org:
         raise Unauthorized("no org id")
     problem = tenant_problem(org)

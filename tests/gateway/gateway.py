@@ -26,7 +26,7 @@ def render(values: dict[str, str]) -> str:
 class Gateway:
     def __init__(self, folder: Path, upstream: str, users: dict[str, str], tenants: dict[str, str],
                  tenant_rate: str = "1000r/s", tenant_burst: int = 1000, client_rate: str = "1000r/s",
-                 client_burst: int = 1000) -> None:
+                 client_burst: int = 1000, grpc_upstream: str = "127.0.0.1:9") -> None:
         self.folder = folder
         run = folder / "run"
         run.mkdir(parents=True)
@@ -38,13 +38,16 @@ class Gateway:
         tenant_map.write_text("".join(f"{user} {tenant};\n" for user, tenant in tenants.items()))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.grpc_target = f"127.0.0.1:{free_port()}"   # the gRPC listener (`grpc_upstream` behind it)
         self.conf = folder / "nginx.conf"
         self.conf.write_text(render({
             "GATEWAY_RUN_DIR": str(run), "GATEWAY_TENANTS": str(tenant_map), "GATEWAY_HTPASSWD": str(htpasswd),
             "GATEWAY_PORT": str(self.port), "GATEWAY_INNER_PORT": str(free_port()),
             "GATEWAY_WRITE_URL": upstream, "GATEWAY_READ_URL": upstream, "GATEWAY_MAX_BODY": "16m",
             "GATEWAY_CLIENT_RATE": client_rate, "GATEWAY_CLIENT_BURST": str(client_burst),
-            "GATEWAY_TENANT_RATE": tenant_rate, "GATEWAY_TENANT_BURST": str(tenant_burst)}))
+            "GATEWAY_TENANT_RATE": tenant_rate, "GATEWAY_TENANT_BURST": str(tenant_burst),
+            "GATEWAY_GRPC_PORT": self.grpc_target.rsplit(":", 1)[1], "GATEWAY_GRPC_INNER_PORT": str(free_port()),
+            "GATEWAY_GRPC_WRITE": grpc_upstream, "GATEWAY_GRPC_READ": grpc_upstream}))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Gateway:

@@ -1,6 +1,7 @@
 """Writers and readers through the real gateway (NGINX from Debian) in front of a real server
 with `auth_enabled`: tenants come from the login alone, bad logins are refused, floods get 429s
-and lose nothing accepted, and tails pass the WebSocket upgrade."""
+and lose nothing accepted, tails pass the WebSocket upgrade, and gRPC (Loki's Pusher and Querier)
+goes through the HTTP/2 listener with the same logins and tenants."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import httpx
 import orjson
 import pytest
 import websockets
 
-from tests.conftest import Server
+from tests.conftest import Server, free_port
 from tests.gateway.gateway import Gateway
+from tests.server.grpc_client import LokiGrpc, entries
 from tests.server.pushing import BASE_NS
 
 USERS = {"alice": "alice-pw", "bob": "bob-pw", "carol": "carol-pw"}
@@ -25,14 +28,17 @@ TENANTS = {"alice": "team-a", "carol": "team-a"}  # bob is his own tenant
 WINDOW = {"start": BASE_NS - 10**12, "end": BASE_NS + 10**13}
 
 
+GRPC_PORT = free_port()
+
+
 @pytest.fixture
 def server(start_server: Callable[..., Server]) -> Server:
-    return start_server(args=["-auth.enabled=true"])
+    return start_server(args=["-auth.enabled=true", f"-server.grpc-listen-port={GRPC_PORT}"])
 
 
 @pytest.fixture
 def gateway(tmp_path: Path, server: Server) -> Iterator[Gateway]:
-    gw = Gateway(tmp_path / "gw", server.url, USERS, TENANTS).start()
+    gw = Gateway(tmp_path / "gw", server.url, USERS, TENANTS, grpc_upstream=f"127.0.0.1:{GRPC_PORT}").start()
     yield gw
     gw.stop()
 
@@ -121,3 +127,34 @@ def test_tail_passes_through_the_gateway(gateway: Gateway) -> None:
             return [v[1] for s in frame["streams"] for v in s["values"]]
 
     assert asyncio.run(tail()) == ["live line"]
+
+
+class _GrpcAs(LokiGrpc):
+    """A gRPC client logged in at the gateway (basic auth in the call metadata), claiming a tenant."""
+
+    def __init__(self, gateway: Gateway, user: str, password: str, claimed: str | None = None) -> None:
+        super().__init__(gateway.grpc_target, claimed)
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.metadata = [*self.metadata, ("authorization", f"Basic {token}")]
+
+
+def test_grpc_through_the_gateway_with_logins_and_tenants(gateway: Gateway, server: Server) -> None:
+    span = (BASE_NS - 10**9, BASE_NS + 10**12)
+    alice = _GrpcAs(gateway, "alice", USERS["alice"], claimed="team-b")   # the claim is replaced
+    bob = _GrpcAs(gateway, "bob", USERS["bob"])
+    wrong = _GrpcAs(gateway, "alice", "wrong")
+    try:
+        alice.push({'{app="gw"}': [(BASE_NS, "grpc from alice")]})
+        bob.push({'{app="gw"}': [(BASE_NS + 1, "grpc from bob")]})
+        assert [line for _, _, line in entries(alice.query('{app="gw"}', *span))] == ["grpc from alice"]
+        assert [line for _, _, line in entries(bob.query('{app="gw"}', *span))] == ["grpc from bob"]
+        assert alice.label(*span, name="app") == ["gw"]
+        with pytest.raises(grpc.RpcError) as refused:
+            wrong.push({'{app="gw"}': [(BASE_NS + 2, "never")]})
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        for client in (alice, bob, wrong):
+            client.close()
+    with server.client() as direct:   # behind the gateway: alice's line in team-a, none in team-b
+        assert _lines(direct, **{"X-Scope-OrgID": "team-a"}) == ["grpc from alice"]
+        assert _lines(direct, **{"X-Scope-OrgID": "team-b"}) == []
