@@ -102,8 +102,11 @@ def dockerfile(instruction: str) -> list[str]:
 
 
 def exposed_port() -> int:
-    [port] = dockerfile("EXPOSE")
-    return int(port)
+    """The HTTP port: the first the image exposes (the second is gRPC's)."""
+    [ports] = dockerfile("EXPOSE")
+    http, grpc = ports.split()
+    assert grpc == "9095"
+    return int(http)
 
 
 def test_compose_schema_is_the_compose_specification() -> None:
