@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, Server, free_port
+from tests.conftest import PERMISSIVE, ROOT, Server, free_port
 
 T0 = 1_768_860_000_000_000_000  # 2026-01-19T22:00:00Z: the lines carry their own times
 
@@ -335,3 +335,48 @@ def test_a_block_held_by_multiline_survives_a_kill(tmp_path: Path, start_server:
         agent.send_signal(signal.SIGTERM)                 # a stop releases what is held
         assert agent.wait(15) == 0
     assert blocks(5) == [f"[{n}] start\n  more {n}.1\n  more {n}.2" for n in range(5)]
+
+
+LIMITED_CONFIG = """
+server: {{http_listen_port: {port}, http_listen_address: 127.0.0.1}}
+positions: {{filename: {positions}}}
+clients:
+  - url: "{url}/loki/api/v1/push"
+    batchwait: 100ms
+    batchsize: 8KB
+    backoff_config: {{min_period: 100ms, max_period: 400ms, max_retries: 0}}
+scrape_configs:
+  - job_name: pods
+    static_configs: [{{targets: [localhost], labels: {{job: pods, __path__: "{logs}/*.log"}}}}]
+    relabel_configs: [{{source_labels: [job], target_label: team, replacement: t-$1}}]
+    pipeline_stages: [{{cri: {{}}}}, {{json: {{expressions: {{level: level}}}}}}, {{labels: {{level: }}}}]
+"""
+
+
+def test_the_agent_backs_off_a_rate_limit_and_delivers_everything(tmp_path: Path,
+                                                                  start_server: Callable[..., Server]) -> None:
+    """A server whose tenant may ingest 10 KiB/s (bursts of 20 KiB) answers 429 to most of a
+    60 KiB backlog; the agent retries with backoff until every line is in, each once."""
+    server = start_server(PERMISSIVE.replace("ingestion_rate_mb: 1000", "ingestion_rate_mb: 0.01")
+                          .replace("ingestion_burst_size_mb: 2000", "ingestion_burst_size_mb: 0.02"))
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    total = 1500
+    (logs / "busy.log").write_text("".join(_cri(i) for i in range(total)))   # ~40 bytes of line each
+    port = free_port()
+    config = tmp_path / "promtail.yaml"
+    config.write_text(LIMITED_CONFIG.format(port=port, positions=tmp_path / "positions.yaml", url=server.url,
+                                            logs=logs))
+    with open(tmp_path / "agent.log", "wb") as log:
+        agent = subprocess.Popen([sys.executable, "-m", "lokiarrow.cli", "agent", f"-config.file={config}"],
+                                 cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        found = _wait_for(server, total, timeout=60)
+        assert sorted(found) == list(range(total))
+        metrics = _metrics(f"http://127.0.0.1:{port}/metrics", until=lambda m: True)
+        host = server.url.removeprefix("http://")
+        assert metrics[f'promtail_request_duration_seconds_count{{host="{host}",status_code="429"}}'] > 0  # refused
+        assert sum(v for k, v in metrics.items() if k.startswith("promtail_dropped_entries_total")) == 0
+    finally:
+        agent.send_signal(signal.SIGTERM)
+        assert agent.wait(15) == 0
