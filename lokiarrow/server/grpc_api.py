@@ -30,6 +30,7 @@ from lokiarrow.logql.ast import LogExpr
 from lokiarrow.logql.parser import parse_expr
 from lokiarrow.model import labels_string
 from lokiarrow.server.deps import Services, tenant_of
+from lokiarrow.server.routes_push import store_prepared
 from lokiarrow.wire import logproto
 from lokiarrow.wire.push_protobuf import decode_push_request
 
@@ -84,17 +85,8 @@ class _Api:
 
     def push(self, raw: bytes, context: grpc.ServicerContext) -> Any:
         tenant = self._tenant(context)
-        svc = self.svc
-        prepared = prepare_streams(tenant, decode_push_request(raw), svc.limits(tenant), time.time_ns())
-        if prepared.batch.num_rows:
-            store = svc.store.tenant(tenant)
-            store.push(prepared.batch)
-            if store.needs_flush():
-                svc.store.wake_flusher()
-        svc.telemetry.lines_received.labels(tenant).inc(prepared.lines)
-        svc.telemetry.bytes_received.labels(tenant).inc(prepared.bytes)
-        if prepared.error:
-            raise BadRequest(prepared.error)
+        prepared = prepare_streams(tenant, decode_push_request(raw), self.svc.limits(tenant), time.time_ns())
+        store_prepared(self.svc, tenant, prepared)
         return logproto.PushResponse()
 
     def query(self, req: Any, context: grpc.ServicerContext) -> Iterator[Any]:

@@ -20,6 +20,7 @@ from lokiarrow.server.deps import ParamsDep, Services, ServicesDep, TenantDep
 from lokiarrow.server.params import parse_bounds, parse_count, parse_step
 from lokiarrow.server.routes_admin import LOKI_VERSION
 from lokiarrow.server.routes_query import success
+from lokiarrow.wire.otlp import DEFAULT_INDEX_ATTRIBUTES
 
 router = APIRouter()
 
@@ -27,11 +28,6 @@ DEFAULT_LINE_LIMIT = 100     # Loki's `line_limit` default (its query limit)
 DEFAULT_FIELD_LIMIT = 1000   # Loki's `limit` default for detected fields and values
 LOG_LEVEL_FIELDS = ("level", "LEVEL", "Level", "log.level", "severity", "SEVERITY", "Severity", "SeverityText",
                     "lvl", "LVL", "Lvl", "severity_text", "Severity_Text", "SEVERITY_TEXT")
-OTLP_INDEX_LABELS = ("service.name", "service.namespace", "service.instance.id", "deployment.environment",
-                     "deployment.environment.name", "cloud.region", "cloud.availability_zone", "k8s.cluster.name",
-                     "k8s.namespace.name", "k8s.pod.name", "k8s.container.name", "container.name",
-                     "k8s.replicaset.name", "k8s.deployment.name", "k8s.statefulset.name", "k8s.daemonset.name",
-                     "k8s.cronjob.name", "k8s.job.name")
 
 
 def _json(doc: Any) -> Response:
@@ -128,7 +124,7 @@ def drilldown_limits(limits: Limits) -> dict[str, Any]:
         "max_query_series": limits.max_query_series,
         "metric_aggregation_enabled": False,
         "otlp_config": {"resource_attributes": {"attributes_config": [
-            {"action": "index_label", "attributes": list(OTLP_INDEX_LABELS)}]}},
+            {"action": "index_label", "attributes": list(DEFAULT_INDEX_ATTRIBUTES)}]}},
         "pattern_persistence_enabled": False,
         "query_timeout": "1m",
         "retention_period": go_duration(limits.retention_period),

@@ -1,7 +1,10 @@
-"""Loki's write endpoints: `/loki/api/v1/push` and the legacy `/api/prom/push`.
+"""Loki's write endpoints: `/loki/api/v1/push`, the legacy `/api/prom/push` and OpenTelemetry's
+`/otlp/v1/logs`.
 
 Contract: 204 means every entry of the request is durable (WAL) and queryable. When some streams
 are invalid, the valid ones are still stored and the answer is 400 naming the problems, as Loki does.
+The OTLP endpoint answers its errors as Loki does there: the status, and a protobuf `google.rpc.Status`
+holding the message (500 becomes 503, which OTLP clients retry).
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from lokiarrow.errors import BadRequest
-from lokiarrow.ingest.distributor import prepare_push
+from lokiarrow.errors import BadRequest, LokiError
+from lokiarrow.ingest.distributor import PreparedPush, prepare_push, prepare_streams
 from lokiarrow.server.deps import Services, ServicesDep, TenantDep
+from lokiarrow.wire.otlp import decode_otlp, encode_status
 
 router = APIRouter()
 
@@ -23,6 +27,12 @@ def _ingest(svc: Services, tenant: str, body: bytes, content_type: str | None,
             content_encoding: str | None, legacy: bool) -> None:
     prepared = prepare_push(tenant, body, content_type, content_encoding, svc.limits(tenant),
                             time.time_ns(), legacy=legacy)
+    store_prepared(svc, tenant, prepared)
+
+
+def store_prepared(svc: Services, tenant: str, prepared: PreparedPush) -> None:
+    """Store the accepted part of a push (durable when this returns), count it, then raise the
+    BadRequest naming the refused part, if any."""
     batch = prepared.batch
     if batch.num_rows:
         store = svc.store.tenant(tenant)
@@ -50,3 +60,24 @@ async def push(request: Request, svc: ServicesDep, tenant: TenantDep) -> Respons
 @router.post("/api/prom/push")
 async def push_legacy(request: Request, svc: ServicesDep, tenant: TenantDep) -> Response:
     return await _push(request, svc, tenant, legacy=True)
+
+
+def _ingest_otlp(svc: Services, tenant: str, body: bytes, content_type: str | None,
+                 content_encoding: str | None) -> None:
+    limits = svc.limits(tenant)
+    now_ns = time.time_ns()
+    streams = decode_otlp(body, content_type, content_encoding, now_ns,
+                          discover_service_name=limits.discover_service_name)
+    store_prepared(svc, tenant, prepare_streams(tenant, streams, limits, now_ns))
+
+
+@router.post("/otlp/v1/logs")
+async def push_otlp(request: Request, svc: ServicesDep, tenant: TenantDep) -> Response:
+    body = await request.body()
+    try:
+        await run_in_threadpool(_ingest_otlp, svc, tenant, body, request.headers.get("content-type"),
+                                request.headers.get("content-encoding"))
+    except LokiError as exc:
+        status = 503 if exc.status == 500 else exc.status
+        return Response(encode_status(exc.message), status_code=status, media_type="application/octet-stream")
+    return Response(status_code=204)
