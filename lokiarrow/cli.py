@@ -75,6 +75,32 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def compact(args: argparse.Namespace) -> int:
+    """`lokiarrow compact`: one compaction run over every tenant of the configured store, then
+    exit. A running server compacts on its own (`compactor.compaction_interval`): this refuses a
+    store a server holds. The WAL is left alone (it belongs to the server)."""
+    from lokiarrow.store.fs import Root, StoreInUse
+    from lokiarrow.store.store import Store
+
+    config = load_config(args)
+    try:
+        lock = Root(config.path_prefix).lock()
+    except StoreInUse as exc:
+        print(f"cannot compact: {exc}; a running server compacts every compactor.compaction_interval",
+              file=sys.stderr)
+        return 1
+    store = Store(config.path_prefix, replace(config.ingester, wal_enabled=False), config.compactor)
+    try:
+        for tenant, report in store.compact().items():
+            print(f"{tenant}: {report.merged_files} chunk files merged into {report.written_files}, "
+                  f"{report.superseded_index_files} index files replaced, {len(report.deleted_files)} files deleted")
+    finally:
+        store.close()
+        if lock is not None:
+            lock.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-"):
@@ -82,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lokiarrow", description="A Loki-compatible log store on Parquet.")
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser(commands.add_parser("serve", help="run the server (push, query, flush)"))
+    serve_parser(commands.add_parser("compact", help="run the compactor once over a store no server is using"))
     from lokiarrow.agent.cli import agent_parser, command
     agent_parser(commands.add_parser("agent", help="tail log files and push them (reads Promtail's config)"))
     args = parser.parse_args(argv)
@@ -90,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "agent":
         return command(args)
     try:
-        return serve(args)
+        return compact(args) if args.command == "compact" else serve(args)
     except LokiError as exc:
         print(exc.message, file=sys.stderr)
         return 1

@@ -67,6 +67,22 @@ class Ingester:
 
 
 @dataclass(frozen=True)
+class Compactor:
+    """Loki's `compactor` section, as lokiarrow's compactor (store/compactor.py) reads it."""
+
+    compaction_interval: int = 10 * 60 * 10**9       # ns between runs inside `serve`; 0: none
+    retention_delete_delay: int = 2 * 3600 * 10**9   # ns before replaced or expired files are deleted
+    target_chunk_bytes: int = 256 << 20              # lines per compacted chunk file (lokiarrow's own)
+
+
+@dataclass(frozen=True)
+class QuerierSettings:
+    """Loki's `querier` section: what lokiarrow reads of it."""
+
+    multi_tenant_queries_enabled: bool = False       # `X-Scope-OrgID: a|b` (exec/multitenant.py)
+
+
+@dataclass(frozen=True)
 class Config:
     target: str = "all"
     auth_enabled: bool = False
@@ -79,11 +95,14 @@ class Config:
     ingester: Ingester = field(default_factory=Ingester)
     runtime_config_file: str | None = None   # per-tenant `overrides` (lokiarrow/overrides.py)
     runtime_config_period: int = 10 * 10**9  # ns: how often the file is looked at
+    compactor: Compactor = field(default_factory=Compactor)
+    querier: QuerierSettings = field(default_factory=QuerierSettings)
 
 
 _DURATION_FIELDS = {"reject_old_samples_max_age", "creation_grace_period", "max_query_length",
-                    "retention_period", "max_chunk_age", "flush_check_period"}
-_BYTES_FIELDS = {"max_line_size", "max_structured_metadata_size", "flush_max_bytes"}
+                    "retention_period", "max_chunk_age", "flush_check_period",
+                    "compaction_interval", "retention_delete_delay"}
+_BYTES_FIELDS = {"max_line_size", "max_structured_metadata_size", "flush_max_bytes", "target_chunk_bytes"}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -152,4 +171,6 @@ def from_yaml(text: str, base: Config | None = None) -> Config:
         path_prefix=str(common.get("path_prefix", cfg.path_prefix)),
         limits=apply_section(cfg.limits, doc.get("limits_config")),
         ingester=apply_section(cfg.ingester, ingester),
+        compactor=apply_section(cfg.compactor, doc.get("compactor")),
+        querier=apply_section(cfg.querier, doc.get("querier")),
     )

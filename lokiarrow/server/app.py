@@ -29,6 +29,7 @@ from lokiarrow.server import (
 from lokiarrow.server.deps import Services
 from lokiarrow.server.grpc_api import serve_grpc
 from lokiarrow.server.telemetry import RequestTimer, Telemetry
+from lokiarrow.store.fs import Root
 from lokiarrow.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,8 @@ def error_response(status: int, message: str) -> PlainTextResponse:
 def create_app(config: Config) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = Store(config.path_prefix, config.ingester)
+        lock = Root(config.path_prefix).lock()   # before the WAL is read: one process per store
+        store = Store(config.path_prefix, config.ingester, config.compactor)
         store.start()
         limits = TenantLimits(config.limits, config.runtime_config_file, config.runtime_config_period)
         services = app.state.services = Services(config, store, Querier(store, limits), Telemetry(), limits)
@@ -52,6 +54,8 @@ def create_app(config: Config) -> FastAPI:
         finally:
             grpc_server.stop(GRPC_GRACE_S).wait()
             store.close()
+            if lock is not None:
+                lock.close()
 
     app = FastAPI(title="lokiarrow", lifespan=lifespan, docs_url=None, redoc_url=None)
     for module in (routes_push, routes_query, routes_index, routes_drilldown, routes_tail, routes_admin):

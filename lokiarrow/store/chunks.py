@@ -82,8 +82,10 @@ def _parquet_bytes(table: pa.Table, bounds: list[tuple[int, int]]) -> pa.Buffer:
 
 
 def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, str],
-                 row_group_size: int, max_fields: int = 0, words: tuple[str, ...] = ()) -> pa.Table:
-    """Write `entries` (ENTRIES schema) as chunk + index files; returns the index rows written."""
+                 row_group_size: int, max_fields: int = 0, words: tuple[str, ...] = (),
+                 index_files: bool = True) -> pa.Table:
+    """Write `entries` (ENTRIES or CHUNK schema) as chunk files, and an index file beside each
+    unless the caller publishes the rows itself (the compactor); returns the index rows."""
     if entries.num_rows == 0:
         return INDEX.empty_table()
     # one stable sort by (hour, stream, time), of the chunk columns only: each hour is then a
@@ -120,9 +122,17 @@ def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, 
         bounds = _row_group_bounds(part.column("stream_id").to_numpy(), row_group_size)
         root.write_atomic(chunk, _parquet_bytes(part, bounds))
         rows = _index_rows(part, chunk, streams)
-        root.write_atomic(index_path(tenant, day, name), _parquet_bytes(rows, [(0, rows.num_rows)]))
+        if index_files:
+            write_index(root, index_path(tenant, day, name), rows)
         written.append(rows)
     return pa.concat_tables(written)
+
+
+def write_index(root: Root, path: str, rows: pa.Table, footer: dict[bytes, bytes] | None = None) -> None:
+    """An index file (INDEX rows), atomically; `footer` adds key-value metadata."""
+    if footer:
+        rows = rows.replace_schema_metadata({**(rows.schema.metadata or {}), **footer})
+    root.write_atomic(path, _parquet_bytes(rows, [(0, rows.num_rows)]))
 
 
 def _metadata_sets(metadata: pa.ChunkedArray) -> pa.Array:

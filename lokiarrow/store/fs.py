@@ -1,16 +1,24 @@
 """The store root: any fsspec URL (a local folder by default), with atomic writes.
 
 Contract: `write_atomic` makes a file appear whole or not at all. On a local disk it writes a
-temporary name, fsyncs and renames; on object stores a single put is already atomic.
+temporary name, fsyncs and renames; on object stores a single put is already atomic. `lock()`
+keeps a second process (a server, `lokiarrow compact`) off a local store while one uses it.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
 import uuid
-from typing import Any
+from typing import IO, Any
 
 import fsspec
+
+LOCK_FILE = ".lokiarrow.lock"
+
+
+class StoreInUse(RuntimeError):
+    pass
 
 
 class Root:
@@ -41,6 +49,26 @@ class Root:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, target)
+
+    def lock(self) -> IO[str] | None:
+        """Hold the store's lock until the returned file is closed (None: an object store, which
+        has no lock); StoreInUse when another process holds it."""
+        if not self.local:
+            return None
+        os.makedirs(self.path, exist_ok=True)
+        handle = open(os.path.join(self.path, LOCK_FILE), "a+")  # noqa: SIM115 (held by the caller)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise StoreInUse(f"the store at {self.path} is in use by {holder}") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"lokiarrow process {os.getpid()}")
+        handle.flush()
+        return handle
 
     def glob(self, pattern: str) -> list[str]:
         """Store-relative paths matching a pattern, sorted; temporary files excluded."""

@@ -9,8 +9,12 @@ It answers three questions without opening a chunk:
 3. How many entries (bytes) does a stream have in a span holding whole rows? The same rows
    (exec/metrics/index_counts.py).
 
-Contract: additions are atomic for readers: `add_rows` swaps in a new table; readers keep
-whichever table they took. Not thread-safe for writers: the tenant serialises them.
+On disk: the index files under `<tenant>/index/day=…/`. A file written by the compactor names,
+in its footer (SUPERSEDES_KEY), the files whose rows it holds instead: those are left out when
+loading, so replacing many files by one is a single atomic write.
+
+Contract: changes are atomic for readers: `add_rows` and `replace` swap in a new table; readers
+keep whichever table they took. Not thread-safe for writers: the tenant serialises them.
 """
 
 from __future__ import annotations
@@ -79,6 +83,23 @@ class Streams:
         return result if result is not None else set(self.labels)
 
 
+SUPERSEDES_KEY = b"lokiarrow.supersedes"   # index file footer: JSON list of the files it replaces
+
+
+def live_index_files(root: Root, tenant: str, day: str = "*") -> dict[str, pa.Table]:
+    """The index files of a tenant (of one day, or all) that no other file supersedes, with their
+    rows, by store-relative path."""
+    tables = {f: pq.read_table(root.full(f)) for f in root.glob(f"{tenant}/index/day={day}/*.parquet")}
+    superseded = {old for t in tables.values() for old in superseded_by(t)}
+    return {f: t for f, t in tables.items() if f not in superseded}
+
+
+def superseded_by(table: pa.Table) -> list[str]:
+    """The index files an index file's footer says it replaces."""
+    found = (table.schema.metadata or {}).get(SUPERSEDES_KEY)
+    return list(json.loads(found)) if found else []
+
+
 def _with_metadata(rows: pa.Table) -> pa.Table:
     """Index files written before rows were split by structured metadata: per stream, unknown."""
     if "metadata" in rows.column_names:
@@ -105,9 +126,18 @@ class Index:
         self.rows = pa.concat_tables([self.rows, held]).combine_chunks()
 
     def load(self, root: Root, tenant: str) -> None:
-        files = root.glob(f"{tenant}/index/day=*/*.parquet")
-        if files:
-            self.add_rows(pa.concat_tables([_with_metadata(pq.read_table(root.full(f))) for f in files]))
+        live = live_index_files(root, tenant)
+        if live:
+            self.add_rows(pa.concat_tables([_with_metadata(t) for t in live.values()]))
+
+    def replace(self, chunks: Iterable[str], rows: pa.Table) -> None:
+        """Drop the rows of `chunks`, add `rows` (INDEX schema): one swap."""
+        gone = pa.array(sorted(set(chunks)), pa.string())
+        for sid, text in zip(rows.column("stream_id").to_pylist(), rows.column("labels").to_pylist(), strict=True):
+            self.streams.add(sid, text)
+        kept = self.rows.filter(pc.invert(pc.is_in(self.rows.column("chunk").cast(pa.string()), value_set=gone)))
+        added = rows.select(INDEX.names).cast(INDEX).drop_columns("labels").cast(HELD)
+        self.rows = pa.concat_tables([kept, added]).combine_chunks()
 
     def rows_in(self, stream_ids: Iterable[int] | None, start: int, end: int) -> pa.Table:
         """The index rows of the streams (all of them for None) whose span meets [start, end)."""

@@ -43,5 +43,17 @@ def rollup_of(chunk: str) -> str:
     return f"{head}/rollups/{tail}"
 
 
+def chunk_of(rollup: str) -> str:
+    """The chunk file a rollup file belongs to."""
+    head, _, tail = rollup.rpartition("/rollups/")
+    return f"{head}/chunks/{tail}"
+
+
+def created_ns(path: str) -> int:
+    """When a store file was created, from its name (new_segment_name); 0 if it does not say."""
+    stem = path.rsplit("/", 1)[-1].split("-", 1)[0]
+    return int(stem) if stem.isdigit() else 0
+
+
 def wal_dir(tenant: str) -> str:
     return f"{tenant}/wal"

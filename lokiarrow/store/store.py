@@ -1,7 +1,9 @@
-"""All tenants' stores under one root, and the background flusher.
+"""All tenants' stores under one root, the background flusher and the compactor's timer.
 
 Contract: `tenant(name)` creates a tenant's store on first use (loading its index and replaying
-its WAL); `close()` flushes every head, so a clean shutdown leaves an empty WAL.
+its WAL); `close()` flushes every head, so a clean shutdown leaves an empty WAL. `compact()` runs
+the compactor (store/compactor.py) over every tenant, one run at a time; `start()` also runs it
+every `compactor.compaction_interval` when that is not 0.
 """
 
 from __future__ import annotations
@@ -9,7 +11,8 @@ from __future__ import annotations
 import logging
 import threading
 
-from lokiarrow.config import Ingester
+from lokiarrow.config import Compactor, Ingester
+from lokiarrow.store.compactor import Report, compact_tenant
 from lokiarrow.store.fs import Root
 from lokiarrow.store.tenant import TenantStore
 
@@ -17,9 +20,12 @@ log = logging.getLogger(__name__)
 
 
 class Store:
-    def __init__(self, url: str, settings: Ingester) -> None:
+    def __init__(self, url: str, settings: Ingester, compactor: Compactor | None = None) -> None:
         self.root = Root(url)
         self.settings = settings
+        self.compactor = compactor or Compactor()
+        self._compacting = threading.Lock()
+        self._compactor_thread: threading.Thread | None = None
         self._tenants: dict[str, TenantStore] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -44,6 +50,27 @@ class Store:
         """Start the flusher thread: it flushes heads that are big or old enough."""
         self._flusher = threading.Thread(target=self._flush_loop, name="flusher", daemon=True)
         self._flusher.start()
+        if self.compactor.compaction_interval > 0:
+            self._compactor_thread = threading.Thread(target=self._compact_loop, name="compactor", daemon=True)
+            self._compactor_thread.start()
+
+    def compact(self) -> dict[str, Report]:
+        """One compaction run over every tenant (a tenant that fails is logged and skipped)."""
+        reports = {}
+        with self._compacting:
+            for t in self.tenants():
+                if self._stop.is_set():
+                    break
+                try:
+                    reports[t.tenant] = compact_tenant(t, self.compactor.target_chunk_bytes,
+                                                       self.compactor.retention_delete_delay)
+                except Exception:  # the store stays correct (see the compactor): try again next time
+                    log.exception("cannot compact tenant %s", t.tenant)
+        return reports
+
+    def _compact_loop(self) -> None:
+        while not self._stop.wait(self.compactor.compaction_interval / 1e9):
+            self.compact()
 
     def wake_flusher(self) -> None:
         self._wake.set()
@@ -68,5 +95,7 @@ class Store:
         self._wake.set()
         if self._flusher is not None:
             self._flusher.join()
+        if self._compactor_thread is not None:
+            self._compactor_thread.join()
         for t in self.tenants():
             t.close()

@@ -108,6 +108,11 @@ class TenantStore:
                 self.wal.retire(upto)
             return frozen.rows
 
+    def replace_index_rows(self, chunks: list[str], rows: pa.Table) -> None:
+        """The compactor's swap: the rows of `chunks` out of the index, `rows` in."""
+        with self._lock:
+            self.index.replace(chunks, rows)
+
     def close(self) -> None:
         self.flush()
         if self.wal is not None:

@@ -1,0 +1,121 @@
+"""The compactor in its processes: inside `serve` on its timer while queries go on, and
+`lokiarrow compact` killed at each of its steps, after which the store answers as before and the
+next run finishes the work."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import PERMISSIVE, ROOT, Server
+from tests.server.pushing import BASE_NS, push, query
+
+HOUR = 3600 * 10**9
+QUERIES = ['{app=~".+"}', '{app="web"} |= "error"', 'sum by (app) (count_over_time({app=~".+"}[10m]))',
+           'sum by (level) (count_over_time({app=~".+"} | json [1h]))']
+
+
+def _fill(server: Server, flushes: int = 12) -> None:
+    with server.client() as http:
+        for f in range(flushes):
+            for app in ("web", "db"):
+                push(http, {"app": app}, [[BASE_NS + (f * 40 + i) * 10**9 * 30,
+                                            json.dumps({"level": ("info", "error")[i % 2], "n": i})]
+                                           for i in range(40)])
+            assert http.post("/flush").status_code == 204
+
+
+def _answers(server: Server) -> list[Any]:
+    out = []
+    with server.client() as http:
+        for q in QUERIES:
+            answer = query(http, q, start=BASE_NS - HOUR, end=BASE_NS + 6 * HOUR, limit=5000, step="60s")
+            out.append(sorted(json.dumps(s, sort_keys=True) for s in answer["data"]["result"]))
+    return out
+
+
+def _chunks(data: Path) -> list[Path]:
+    return sorted((data / "fake" / "chunks").glob("day=*/*.parquet"))
+
+
+def _one_per_hour(data: Path) -> bool:
+    files = _chunks(data)
+    return len(files) == len({p.name.split("-h")[-1] for p in files})
+
+
+def _compact(data: Path, config: Path, failpoint: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "LOKIARROW_FAILPOINT"}
+    if failpoint:
+        env["LOKIARROW_FAILPOINT"] = f"compactor:{failpoint}"
+    return subprocess.run([sys.executable, "-m", "lokiarrow.cli", "compact", f"-config.file={config}",
+                           f"-common.path-prefix={data}"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_serve_compacts_on_its_timer_while_queries_go_on(start_server: Callable[..., Server]) -> None:
+    server = start_server(PERMISSIVE + "compactor:\n  compaction_interval: 1s\n  retention_delete_delay: 3s\n")
+    _fill(server)
+    before = _answers(server)
+    seen: list[Any] = []
+    stop = threading.Event()
+
+    def ask() -> None:
+        while not stop.is_set():
+            seen.append(_answers(server))
+
+    asker = threading.Thread(target=ask)
+    asker.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not _one_per_hour(server.data_dir) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        asker.join()
+    assert _one_per_hour(server.data_dir)                          # merged per hour, the old files gone
+    assert seen and all(answer == before for answer in seen)       # every answer during the runs
+    assert _answers(server) == before
+
+
+@pytest.mark.parametrize("step", ["written", "published", "swapped", "collecting"])
+def test_a_run_killed_at_any_step_leaves_a_correct_store(step: str, start_server: Callable[..., Server],
+                                                          tmp_path: Path) -> None:
+    config = tmp_path / "compact.yaml"
+    config.write_text("compactor:\n  retention_delete_delay: 0s\n")
+    data = tmp_path / "store"
+    server = start_server(data_dir=data)
+    _fill(server, flushes=6)
+    before = _answers(server)
+    server.stop()
+    if step == "collecting":   # something to collect: the files a finished run replaced
+        assert _compact(data, config).returncode == 0
+    killed = _compact(data, config, failpoint=step)
+    assert killed.returncode == 137, killed.stderr
+    server.start()
+    assert _answers(server) == before
+    server.stop()
+    finished = _compact(data, config)
+    assert finished.returncode == 0, finished.stderr
+    again = _compact(data, config)                        # collects what the finished run replaced
+    assert again.returncode == 0 and "0 chunk files merged" in again.stdout
+    server.start()
+    assert _answers(server) == before
+    assert _one_per_hour(data)
+    assert len(list((data / "fake" / "index").glob("day=*/*.parquet"))) == 1
+
+
+def test_compact_refuses_a_store_a_server_holds(start_server: Callable[..., Server], tmp_path: Path) -> None:
+    server = start_server()
+    config = tmp_path / "compact.yaml"
+    config.write_text("{}\n")
+    refused = _compact(server.data_dir, config)
+    assert refused.returncode == 1 and "is in use by lokiarrow process" in refused.stderr
