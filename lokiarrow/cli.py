@@ -89,7 +89,9 @@ def compact(args: argparse.Namespace) -> int:
         print(f"cannot compact: {exc}; a running server compacts every compactor.compaction_interval",
               file=sys.stderr)
         return 1
-    store = Store(config.path_prefix, replace(config.ingester, wal_enabled=False), config.compactor)
+    from lokiarrow.overrides import TenantLimits
+    limits = TenantLimits(config.limits, config.runtime_config_file, config.runtime_config_period)
+    store = Store(config.path_prefix, replace(config.ingester, wal_enabled=False), config.compactor, limits)
     try:
         for tenant, report in store.compact().items():
             print(f"{tenant}: {report.merged_files} chunk files merged into {report.written_files}, "

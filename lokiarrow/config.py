@@ -49,6 +49,7 @@ class Limits:
     discover_log_levels: bool = True
     max_global_streams_per_user: int = 5000
     retention_period: int = 0                              # ns; 0 = keep forever
+    retention_stream: tuple[dict[str, Any], ...] = ()      # {selector, priority, period} rules
     max_concurrent_tail_requests: int = 10                 # live tails per tenant
 
 
@@ -71,6 +72,7 @@ class Compactor:
     """Loki's `compactor` section, as lokiarrow's compactor (store/compactor.py) reads it."""
 
     compaction_interval: int = 10 * 60 * 10**9       # ns between runs inside `serve`; 0: none
+    retention_enabled: bool = False                  # apply limits' retention_period / retention_stream
     retention_delete_delay: int = 2 * 3600 * 10**9   # ns before replaced or expired files are deleted
     target_chunk_bytes: int = 256 << 20              # lines per compacted chunk file (lokiarrow's own)
 

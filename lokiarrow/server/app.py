@@ -29,6 +29,7 @@ from lokiarrow.server import (
 from lokiarrow.server.deps import Services
 from lokiarrow.server.grpc_api import serve_grpc
 from lokiarrow.server.telemetry import RequestTimer, Telemetry
+from lokiarrow.store.compactor import retention_of
 from lokiarrow.store.fs import Root
 from lokiarrow.store.store import Store
 
@@ -43,10 +44,12 @@ def error_response(status: int, message: str) -> PlainTextResponse:
 def create_app(config: Config) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if config.compactor.retention_enabled:
+            retention_of(config.limits)           # a rule Loki would refuse stops the start
         lock = Root(config.path_prefix).lock()   # before the WAL is read: one process per store
-        store = Store(config.path_prefix, config.ingester, config.compactor)
-        store.start()
         limits = TenantLimits(config.limits, config.runtime_config_file, config.runtime_config_period)
+        store = Store(config.path_prefix, config.ingester, config.compactor, limits)
+        store.start()
         services = app.state.services = Services(config, store, Querier(store, limits), Telemetry(), limits)
         grpc_server, _ = serve_grpc(services, config.grpc_listen_address, config.grpc_listen_port)
         try:

@@ -132,7 +132,7 @@ def write_index(root: Root, path: str, rows: pa.Table, footer: dict[bytes, bytes
     """An index file (INDEX rows), atomically; `footer` adds key-value metadata."""
     if footer:
         rows = rows.replace_schema_metadata({**(rows.schema.metadata or {}), **footer})
-    root.write_atomic(path, _parquet_bytes(rows, [(0, rows.num_rows)]))
+    root.write_atomic(path, _parquet_bytes(rows, [(0, rows.num_rows)] if rows.num_rows else []))
 
 
 def _metadata_sets(metadata: pa.ChunkedArray) -> pa.Array:

@@ -21,6 +21,7 @@ exit at once at that step: the crash tests kill runs there.
 
 from __future__ import annotations
 
+import glob
 import json
 import logging
 import os
@@ -31,11 +32,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lokiarrow.config import Limits
+from lokiarrow.errors import BadRequest, LokiError
+from lokiarrow.logql.parser import parse_matchers
+from lokiarrow.model import Labels, Matcher
 from lokiarrow.store import names
 from lokiarrow.store.chunks import NS_PER_HOUR, write_chunks, write_index
 from lokiarrow.store.index import SUPERSEDES_KEY, live_index_files, superseded_by
 from lokiarrow.store.schema import CHUNK, INDEX
 from lokiarrow.store.tenant import TenantStore
+from lokiarrow.units import parse_duration_ns
 
 log = logging.getLogger(__name__)
 
@@ -58,34 +64,104 @@ class Report:
     merged_files: int = 0
     written_files: int = 0
     superseded_index_files: int = 0
+    expired_rows: int = 0
     deleted_files: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class RetentionRule:
+    """A `retention_stream` rule: streams its selector matches keep `period_ns`."""
+
+    matchers: tuple[Matcher, ...]
+    period_ns: int
+    priority: int = 0
+
+
+@dataclass(frozen=True)
+class Retention:
+    """A tenant's retention (Loki's `retention_period` and `retention_stream`); 0: forever."""
+
+    period_ns: int = 0
+    rules: tuple[RetentionRule, ...] = ()
+
+    def period_for(self, labels: Labels) -> int:
+        """The rule of the highest priority matching the stream (of equal ones, the shortest
+        period), else `period_ns`, as Loki decides."""
+        best: RetentionRule | None = None
+        for rule in self.rules:
+            if all(m.matches_labels(labels) for m in rule.matchers) and (
+                    best is None or rule.priority > best.priority
+                    or (rule.priority == best.priority and rule.period_ns <= best.period_ns)):
+                best = rule
+        return best.period_ns if best is not None else self.period_ns
+
+    def expired(self, rows: pa.Table, labels_of: dict[int, Labels], now_ns: int) -> pa.Array:
+        """Per index row: is all of it older than its stream's retention?"""
+        if not self.period_ns and not self.rules:
+            return pa.array([False] * rows.num_rows, pa.bool_())
+        periods = {sid: self.period_for(labels_of[sid]) for sid in set(rows.column("stream_id").to_pylist())}
+        return pa.array([p > 0 and hi < now_ns - p for sid, hi in zip(
+            rows.column("stream_id").to_pylist(), rows.column("max_ts").to_pylist(), strict=True)
+            for p in (periods[sid],)], pa.bool_())
+
+
+MIN_STREAM_PERIOD_NS = 24 * 3600 * 10**9   # Loki refuses shorter retention_stream periods
+
+
+def retention_of(limits: Limits) -> Retention:
+    """A tenant's Retention from its limits; BadRequest names a rule Loki would refuse."""
+    rules = []
+    for i, rule in enumerate(limits.retention_stream):
+        where = f"retention_stream[{i}]"
+        if not isinstance(rule, dict) or "selector" not in rule or "period" not in rule:
+            raise BadRequest(f"invalid {where}: a rule needs a selector and a period")
+        try:
+            matchers = parse_matchers(str(rule["selector"]))
+            period = parse_duration_ns(str(rule["period"]))
+        except (LokiError, ValueError) as exc:
+            raise BadRequest(f"invalid {where}: {exc}") from None
+        if period < MIN_STREAM_PERIOD_NS:
+            raise BadRequest(f"invalid {where}: retention period must be >= 24h, was {rule['period']}")
+        rules.append(RetentionRule(matchers, period, int(rule.get("priority", 0))))
+    return Retention(limits.retention_period, tuple(rules))
+
+
 def compact_tenant(tenant: TenantStore, target_bytes: int = DEFAULT_TARGET_BYTES,
-                   grace_ns: int = DEFAULT_GRACE_NS, now_ns: int | None = None) -> Report:
+                   grace_ns: int = DEFAULT_GRACE_NS, now_ns: int | None = None,
+                   retention: Retention | None = None) -> Report:
     """One compaction run over a tenant (steps 1-4 for every day with index files)."""
     report = Report()
     now = time.time_ns() if now_ns is None else now_ns
     collect(tenant, grace_ns, now, report)
     days = sorted({_day(path) for path in tenant.root.glob(f"{tenant.tenant}/index/day=*/*.parquet")})
     for day in days:
-        compact_day(tenant, day, target_bytes, report)
+        compact_day(tenant, day, target_bytes, report, retention or Retention(), now)
     return report
 
 
-def compact_day(tenant: TenantStore, day: str, target_bytes: int, report: Report) -> None:
+def compact_day(tenant: TenantStore, day: str, target_bytes: int, report: Report,
+                retention: Retention = Retention(), now_ns: int = 0) -> None:
     root, name = tenant.root, tenant.tenant
     live = live_index_files(root, name, day)
-    if len(live) < 2:
+    if not live:
         return
     rows = pa.concat_tables([t.select(INDEX.names).cast(INDEX) for t in live.values()])
     streams = dict(zip(rows.column("stream_id").to_pylist(), rows.column("labels").to_pylist(), strict=True))
+    expired = retention.expired(rows, tenant.index.streams.labels, now_ns)
+    dropped = rows.filter(expired)
+    rows = rows.filter(pc.invert(expired))
+    if len(live) < 2 and not dropped.num_rows:
+        return
+    # files that keep some rows but lose others are written again without the expired streams
+    dirty = set(dropped.column("chunk").to_pylist()) & set(rows.column("chunk").to_pylist())
+    wanted = _streams_per_chunk(rows)
     merged: list[str] = []
     written: list[pa.Table] = []
     for group in _groups(rows, target_bytes):
-        if len(group) < 2:
+        if len(group) < 2 and not dirty.intersection(group):
             continue
-        entries = pa.concat_tables([pq.read_table(root.full(path), columns=CHUNK.names).cast(CHUNK) for path in group])
+        entries = pa.concat_tables([_read_chunk(root.full(path), wanted[path] if path in dirty else None)
+                                    for path in group])
         s = tenant.settings
         written.append(write_chunks(root, name, entries, streams, s.row_group_size, s.field_columns,
                                     s.rollup_words, index_files=False))
@@ -94,15 +170,32 @@ def compact_day(tenant: TenantStore, day: str, target_bytes: int, report: Report
         report.written_files += 1
         _failpoint("written")
     report.days += 1
+    report.expired_rows += sum(dropped.column("rows").to_pylist())
     gone = pa.array(merged, pa.string())
     kept = rows.filter(pc.invert(pc.is_in(rows.column("chunk"), value_set=gone)))
     day_rows = pa.concat_tables([kept, *written]).sort_by([("chunk", "ascending"), ("stream_id", "ascending")])
-    path = names.index_path(name, day, f"{names.new_segment_name()}-day")
+    path = names.index_path(name, day, f"{names.new_segment_name(now_ns or None)}-day")
     write_index(root, path, day_rows, {SUPERSEDES_KEY: json.dumps(sorted(live)).encode()})
     report.superseded_index_files += len(live)
     _failpoint("published")
-    tenant.replace_index_rows(merged, pa.concat_tables(written) if written else INDEX.empty_table())
+    tenant.replace_index_rows(merged + dropped.column("chunk").to_pylist(),
+                              pa.concat_tables(written) if written else INDEX.empty_table())
     _failpoint("swapped")
+
+
+def _streams_per_chunk(rows: pa.Table) -> dict[str, set[int]]:
+    out: dict[str, set[int]] = {}
+    for chunk, sid in zip(rows.column("chunk").to_pylist(), rows.column("stream_id").to_pylist(), strict=True):
+        out.setdefault(chunk, set()).add(sid)
+    return out
+
+
+def _read_chunk(path: str, streams: set[int] | None) -> pa.Table:
+    """A chunk file's entries, or only those of `streams`."""
+    table = pq.read_table(path, columns=CHUNK.names).cast(CHUNK)
+    if streams is None:
+        return table
+    return table.filter(pc.is_in(table.column("stream_id"), value_set=pa.array(sorted(streams), pa.int64())))
 
 
 def _groups(rows: pa.Table, target_bytes: int) -> list[list[str]]:
@@ -124,27 +217,41 @@ def _groups(rows: pa.Table, target_bytes: int) -> list[list[str]]:
 
 
 def collect(tenant: TenantStore, grace_ns: int, now_ns: int, report: Report) -> None:
-    """Step 1: delete superseded index files, and chunk and rollup files no live index row
-    names, once `grace_ns` has passed since they were left: since their day's last replacement
-    (the newest live index file that supersedes others), or since their creation if later."""
+    """Step 1: delete the files no live index file names, once `grace_ns` has passed since they
+    were left: a superseded index file and the chunk files only it named, since the creation of
+    the file that superseded it; any other unnamed chunk file (a dead run's) since its creation.
+    Chunk and rollup files go before the index files that say when they were replaced."""
     root, name = tenant.root, tenant.tenant
-    all_index = root.glob(f"{name}/index/day=*/*.parquet")
-    live = live_index_files(root, name)
+    tables = {f: pq.read_table(root.full(f)) for f in root.glob(f"{name}/index/day=*/*.parquet")}
+    replaced_at = {old: names.created_ns(path) for path, t in tables.items() for old in superseded_by(t)}
+    live = {f: t for f, t in tables.items() if f not in replaced_at}
     referenced = {c for t in live.values() for c in pc.unique(t.column("chunk")).to_pylist()}
-    replaced_at: dict[str, int] = {}
-    for path, table in live.items():
-        if superseded_by(table):
-            day = _day(path)
-            replaced_at[day] = max(replaced_at.get(day, 0), names.created_ns(path))
-    unused = [p for p in all_index if p not in live]
-    unused += [p for p in root.glob(f"{name}/chunks/day=*/*.parquet") if p not in referenced]
-    unused += [p for p in root.glob(f"{name}/rollups/day=*/*.parquet") if names.chunk_of(p) not in referenced]
-    for path in unused:
-        left = max(names.created_ns(path), replaced_at.get(_day(path), 0))
+    chunk_left: dict[str, int] = {}
+    for path, at in replaced_at.items():
+        if path in tables:
+            for chunk in pc.unique(tables[path].column("chunk")).to_pylist():
+                chunk_left[chunk] = max(chunk_left.get(chunk, 0), at)
+    unused = [(p, chunk_left.get(p, names.created_ns(p)))
+              for p in root.glob(f"{name}/chunks/day=*/*.parquet") if p not in referenced]
+    unused += [(p, chunk_left.get(names.chunk_of(p), names.created_ns(p)))
+               for p in root.glob(f"{name}/rollups/day=*/*.parquet") if names.chunk_of(p) not in referenced]
+    unused += [(p, replaced_at[p]) for p in tables if p in replaced_at]
+    for path, left in unused:
         if now_ns - left >= grace_ns:
             root.fs.rm(root.full(path))
             report.deleted_files.append(path)
             _failpoint("collecting")
+    # an empty index file (a day retention emptied) goes once nothing it supersedes is left
+    present = set(root.glob(f"{name}/index/day=*/*.parquet"))
+    for path, table in live.items():
+        if table.num_rows == 0 and not present.intersection(superseded_by(table)):
+            root.fs.rm(root.full(path))
+            report.deleted_files.append(path)
+    if root.local:
+        for kind in ("chunks", "index", "rollups"):
+            for folder in glob.glob(root.full(f"{name}/{kind}/day=*")):
+                if not os.listdir(folder):
+                    os.rmdir(folder)
 
 
 def _day(path: str) -> str:

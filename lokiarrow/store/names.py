@@ -21,8 +21,9 @@ def day_of(ts_ns: int) -> str:
     return datetime.fromtimestamp(ts_ns // 10**9, UTC).strftime("%Y-%m-%d")
 
 
-def new_segment_name() -> str:
-    return f"{time.time_ns():020d}-{_WRITER}-{next(_SEQ):06d}"
+def new_segment_name(now_ns: int | None = None) -> str:
+    """A new file's name: its creation time (now, or the caller's clock), writer and sequence."""
+    return f"{time.time_ns() if now_ns is None else now_ns:020d}-{_WRITER}-{next(_SEQ):06d}"
 
 
 def chunk_path(tenant: str, day: str, segment: str) -> str:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
-from lokiarrow.config import Compactor, Ingester
-from lokiarrow.store.compactor import Report, compact_tenant
+from lokiarrow.config import Compactor, Ingester, Limits
+from lokiarrow.store.compactor import Report, compact_tenant, retention_of
 from lokiarrow.store.fs import Root
 from lokiarrow.store.tenant import TenantStore
 
@@ -20,10 +21,12 @@ log = logging.getLogger(__name__)
 
 
 class Store:
-    def __init__(self, url: str, settings: Ingester, compactor: Compactor | None = None) -> None:
+    def __init__(self, url: str, settings: Ingester, compactor: Compactor | None = None,
+                 limits_of: Callable[[str], Limits] | None = None) -> None:
         self.root = Root(url)
         self.settings = settings
         self.compactor = compactor or Compactor()
+        self.limits_of = limits_of or (lambda tenant: Limits())
         self._compacting = threading.Lock()
         self._compactor_thread: threading.Thread | None = None
         self._tenants: dict[str, TenantStore] = {}
@@ -55,15 +58,17 @@ class Store:
             self._compactor_thread.start()
 
     def compact(self) -> dict[str, Report]:
-        """One compaction run over every tenant (a tenant that fails is logged and skipped)."""
+        """One compaction run over every tenant (a tenant that fails is logged and skipped), with
+        retention when `compactor.retention_enabled` (each tenant's limits: `limits_of`)."""
         reports = {}
         with self._compacting:
             for t in self.tenants():
                 if self._stop.is_set():
                     break
                 try:
+                    retention = retention_of(self.limits_of(t.tenant)) if self.compactor.retention_enabled else None
                     reports[t.tenant] = compact_tenant(t, self.compactor.target_chunk_bytes,
-                                                       self.compactor.retention_delete_delay)
+                                                       self.compactor.retention_delete_delay, retention=retention)
                 except Exception:  # the store stays correct (see the compactor): try again next time
                     log.exception("cannot compact tenant %s", t.tenant)
         return reports

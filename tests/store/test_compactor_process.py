@@ -119,3 +119,49 @@ def test_compact_refuses_a_store_a_server_holds(start_server: Callable[..., Serv
     config.write_text("{}\n")
     refused = _compact(server.data_dir, config)
     assert refused.returncode == 1 and "is in use by lokiarrow process" in refused.stderr
+
+
+RETAINING = PERMISSIVE + """  retention_period: 7d
+compactor:
+  retention_enabled: true
+  compaction_interval: 1s
+  retention_delete_delay: 0s
+"""
+
+
+def test_serve_applies_retention_per_tenant_rules(start_server: Callable[..., Server], tmp_path: Path) -> None:
+    now = time.time_ns()
+    day = 24 * HOUR
+    server = start_server(RETAINING.replace("  retention_period: 7d\n", "  retention_period: 7d\n"
+                                            "  retention_stream:\n"
+                                            "    - {selector: '{app=\"keep\"}', priority: 1, period: 30d}\n"))
+    with server.client() as http:
+        for app in ("keep", "drop"):
+            push(http, {"app": app}, [[now - 10 * day, f"{app} old"], [now - HOUR, f"{app} new"]])
+        assert http.post("/flush").status_code == 204
+
+    def lines() -> list[str]:
+        with server.client() as http:
+            answer = query(http, '{app=~".+"}', start=now - 20 * day, end=now, limit=100)
+        return sorted(line for s in answer["data"]["result"] for _, line in s["values"])
+
+    deadline = time.monotonic() + 30
+    while "drop old" in lines() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert lines() == ["drop new", "keep new", "keep old"]   # the 30-day rule keeps its stream
+    old_day = time.strftime("day=%Y-%m-%d", time.gmtime((now - 10 * day) // 10**9))
+    deadline = time.monotonic() + 30
+    while len(list((server.data_dir / "fake" / "chunks" / old_day).glob("*.parquet"))) > 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(list((server.data_dir / "fake" / "chunks" / old_day).glob("*.parquet"))) == 1   # keep's alone
+
+
+def test_a_retention_rule_loki_refuses_stops_the_start(tmp_path: Path) -> None:
+    config = tmp_path / "bad.yaml"
+    bad = RETAINING.replace("  retention_period: 7d\n", "  retention_period: 7d\n  retention_stream:\n"
+                            "    - {selector: '{app=\"x\"}', period: 1h}\n")
+    config.write_text(bad)
+    run = subprocess.run([sys.executable, "-m", "lokiarrow.cli", "serve", f"-config.file={config}",
+                          f"-common.path-prefix={tmp_path / 'data'}", "-server.http-listen-port=0",
+                          "-server.grpc-listen-port=0"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode != 0 and "retention period must be >= 24h" in run.stderr
