@@ -51,6 +51,9 @@ class Limits:
     retention_period: int = 0                              # ns; 0 = keep forever
     retention_stream: tuple[dict[str, Any], ...] = ()      # {selector, priority, period} rules
     max_concurrent_tail_requests: int = 10                 # live tails per tenant
+    per_stream_rate_limit: int = 3 << 20                   # bytes/s per stream (Loki's 3MB)
+    per_stream_rate_limit_burst: int = 15 << 20            # bytes (Loki's 15MB)
+    query_timeout: int = 60 * 10**9                        # ns; 0 = no timeout
 
 
 @dataclass(frozen=True)
@@ -102,10 +105,26 @@ class Config:
 
 
 _DURATION_FIELDS = {"reject_old_samples_max_age", "creation_grace_period", "max_query_length",
-                    "retention_period", "max_chunk_age", "flush_check_period",
+                    "retention_period", "max_chunk_age", "flush_check_period", "query_timeout",
                     "compaction_interval", "retention_delete_delay"}
 _BYTES_FIELDS = {"max_line_size", "max_structured_metadata_size", "flush_max_bytes", "target_chunk_bytes"}
+_BYTE_SIZE_FIELDS = {"per_stream_rate_limit", "per_stream_rate_limit_burst"}   # Loki's flagext.ByteSize
+_BYTE_SIZE = re.compile(r"(\d+)\s*([a-z]*)")
+_BYTE_SIZE_UNITS = {"": 0, "b": 0, "byte": 0, "k": 10, "kb": 10, "kilo": 10, "kilobyte": 10, "kilobytes": 10,
+                    "m": 20, "mb": 20, "mega": 20, "megabyte": 20, "megabytes": 20,
+                    "g": 30, "gb": 30, "giga": 30, "gigabyte": 30, "gigabytes": 30,
+                    "t": 40, "tb": 40, "tera": 40, "terabyte": 40, "terabytes": 40,
+                    "p": 50, "pb": 50, "peta": 50, "petabyte": 50, "petabytes": 50, "e": 60, "eb": 60}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def parse_byte_size(text: str) -> int:
+    """A size as Loki's flagext.ByteSize reads it: a whole number and a binary unit, any case
+    (`3MB` is 3 MiB, `512KB`, `1000`); ValueError otherwise (Loki refuses `1.5MB` and `1MiB` too)."""
+    m = _BYTE_SIZE.fullmatch(text.strip().lower())
+    if m is None or m.group(2) not in _BYTE_SIZE_UNITS:
+        raise ValueError(f'invalid byte size "{text}"')
+    return int(m.group(1)) << _BYTE_SIZE_UNITS[m.group(2)]
 
 
 def _coerce(name: str, value: Any, default: Any) -> Any:
@@ -116,6 +135,8 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
         return int(value * 10**9)
     if name in _BYTES_FIELDS and isinstance(value, str):
         return parse_bytes(value)
+    if name in _BYTE_SIZE_FIELDS:
+        return parse_byte_size(str(value))
     if isinstance(default, tuple):
         if value is not None and not isinstance(value, list):
             raise BadRequest(f"cannot parse config: {name} must be a list")

@@ -1,7 +1,9 @@
 """The querier: LogQL text and a time range in, Loki's `data` object out.
 
 This is the one function per endpoint the HTTP layer, the CLI and the Python API share. It knows
-nothing of HTTP: parameters arrive parsed (ns timestamps), answers leave as plain dicts.
+nothing of HTTP: parameters arrive parsed (ns timestamps), answers leave as plain dicts. Run under
+an `exec.duck.Deadline`, a query stops between its phases (and at its next DuckDB query) once the
+deadline has expired.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from lokiarrow.compile.prefilter import prefilters
 from lokiarrow.config import Limits
 from lokiarrow.errors import BadRequest
 from lokiarrow.exec import pipeline
+from lokiarrow.exec.duck import check_deadline
 from lokiarrow.exec.logs import LogQuery, ScanStats, select_logs
 from lokiarrow.exec.metrics import answers
 from lokiarrow.exec.metrics.evaluate import Context, evaluate
@@ -73,6 +76,7 @@ class Querier:
         q = LogQuery(expr.matchers, filters, req.start, req.end, req.limit, req.backward, rest,
                      prefilters(rest, stream_names), field_filter(rest, stream_names))
         rows = select_logs(snapshot, ids, q, stats) if ids else None
+        check_deadline()
         result = streams_result(rows, snapshot.index.streams.labels) if rows is not None else []
         return {"resultType": "streams", "result": result,
                 "stats": stats_block(stats, time.perf_counter() - began)}
@@ -86,6 +90,7 @@ class Querier:
         stats = ScanStats()
         steps = np.array([at], dtype=np.int64)
         value = evaluate(expr, Context(self._snapshot(tenant), steps, 0, stats))
+        check_deadline()
         if isinstance(value, Scalar):
             return {"resultType": "scalar", "result": answers.scalar(value, at),
                     "stats": stats_block(stats, time.perf_counter() - began)}
@@ -97,6 +102,7 @@ class Querier:
         stats = ScanStats()
         steps = np.arange(req.start, req.end + 1, req.step_ns, dtype=np.int64)
         value = evaluate(expr, Context(self._snapshot(tenant), steps, req.step_ns, stats))
+        check_deadline()
         if isinstance(value, Matrix):
             self._check_series(tenant, value)
         return {"resultType": "matrix", "result": answers.matrix(value, steps),

@@ -9,7 +9,11 @@
   5. sanitise structured metadata names, add `detected_level` (`enrich`);
   6. take the accepted bytes from the tenant's rate limit (429 refuses the whole request);
   7. build the batch; the refusals of step 4 become the message of the 400 to answer once the
-     accepted part is stored.
+     accepted part is stored;
+  8. take each stream's accepted bytes from its own rate limit, as Loki's ingester does after the
+     distributor: a stream over it is dropped whole and the answer becomes 429 with Loki's message
+     for the last such stream (it replaces the 400 of step 4, as the ingester's error replaces the
+     distributor's); when no stream is left the push is refused with that 429 at once.
 Entries keep request order. The decoded streams belong to this call (metadata lists are edited).
 """
 
@@ -17,11 +21,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from lokiarrow.config import Limits
-from lokiarrow.errors import BadRequest, LokiError
+from lokiarrow.errors import BadRequest, LokiError, TooManyRequests
 from lokiarrow.ingest import validate
 from lokiarrow.ingest.enrich import (
     add_service_name,
@@ -30,7 +35,13 @@ from lokiarrow.ingest.enrich import (
     level_from_metadata,
     sanitize_metadata_name,
 )
-from lokiarrow.ingest.limits import RATE_LIMITER, RateLimiter
+from lokiarrow.ingest.limits import (
+    RATE_LIMITER,
+    STREAM_RATE_LIMITER,
+    RateLimiter,
+    StreamRateLimiter,
+    stream_rate_limited,
+)
 from lokiarrow.logql.promlabels import parse_label_pairs
 from lokiarrow.model import go_quote, labels_string, stream_id
 from lokiarrow.store.schema import ENTRIES, METADATA_TYPE
@@ -52,13 +63,21 @@ class PreparedPush:
 
     `batch` holds the accepted entries (ENTRIES schema, request order); `lines` and `bytes` count
     them (bytes of lines and structured metadata, `detected_level` not counted, as Loki's rate limit
-    does); `error` is the 400 message for the refused part, None when everything was accepted.
+    does); `error` is the message for the refused part, None when everything was accepted, and
+    `status` the status to answer it with (400, or 429 when a stream's rate limit refused entries).
     """
 
     batch: pa.RecordBatch
     lines: int
     bytes: int
     error: str | None
+    status: int = 400
+
+    def failure(self) -> LokiError | None:
+        """The error to raise once the batch is stored, None when everything was accepted."""
+        if self.error is None:
+            return None
+        return TooManyRequests(self.error) if self.status == TooManyRequests.status else BadRequest(self.error)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,20 +129,23 @@ def _labels(raw: str | dict[str, str], limits: Limits) -> _Labels:
 
 def prepare_push(tenant: str, body: bytes, content_type: str | None, content_encoding: str | None,
                  limits: Limits, now_ns: int, legacy: bool = False,
-                 limiter: RateLimiter | None = None) -> PreparedPush:
+                 limiter: RateLimiter | None = None,
+                 stream_limiter: StreamRateLimiter | None = None) -> PreparedPush:
     """Decode, validate and enrich a push for `tenant` at time `now_ns`.
 
     Raises BadRequest when the body is malformed or a label text does not parse, NoStreams (422)
     when it holds no stream, TooManyRequests (429) past the tenant's rate limit (`limiter`, the
-    process's shared one by default). Otherwise returns the accepted entries and the message of the
-    400 to answer for the refused ones.
+    process's shared one by default) or when every accepted stream is past its own
+    (`stream_limiter`, likewise). Otherwise returns the accepted entries and the error to answer
+    for the refused ones (`PreparedPush.failure`).
     """
     streams = decode_push(body, content_type, content_encoding, legacy=legacy)
-    return prepare_streams(tenant, streams, limits, now_ns, limiter)
+    return prepare_streams(tenant, streams, limits, now_ns, limiter, stream_limiter)
 
 
 def prepare_streams(tenant: str, streams: list[PushStream], limits: Limits, now_ns: int,
-                    limiter: RateLimiter | None = None) -> PreparedPush:
+                    limiter: RateLimiter | None = None,
+                    stream_limiter: StreamRateLimiter | None = None) -> PreparedPush:
     """`prepare_push` from step 2, for streams decoded elsewhere (gRPC, OTLP)."""
     if not streams:
         raise NoStreams(validate.MISSING_STREAMS)
@@ -140,9 +162,16 @@ def prepare_streams(tenant: str, streams: list[PushStream], limits: Limits, now_
             kept.append(_Kept(i, lbs, stream))
     if not kept:
         return PreparedPush(_EMPTY, 0, 0, validate.group_errors([m for _, _, m in sorted(errors)]))
-    batch, size = _accept(kept, limits, now_ns, errors)
+    accepted = _accept(kept, limits, now_ns, errors)
+    batch, size = accepted.batch, accepted.size
     if batch.num_rows:
         (limiter or RATE_LIMITER).check(tenant, batch.num_rows, size, limits, now_ns)
+        limited = _limit_streams(tenant, kept, accepted, limits, now_ns, stream_limiter or STREAM_RATE_LIMITER)
+        if limited is not None:
+            if not limited.batch.num_rows:
+                raise TooManyRequests(limited.message)
+            return PreparedPush(limited.batch, limited.batch.num_rows, limited.size, limited.message,
+                                TooManyRequests.status)
     errors.sort(key=lambda e: (e[0], e[1]))
     return PreparedPush(batch, batch.num_rows, size, validate.group_errors([m for _, _, m in errors]))
 
@@ -154,12 +183,46 @@ class _Kept:
     stream: PushStream
 
 
+@dataclass(frozen=True, slots=True)
+class _Accepted:
+    batch: pa.RecordBatch   # ENTRIES, request order
+    size: int               # bytes of lines and structured metadata
+    owner: pa.Array         # int32 per row: its stream's position in `kept`
+    row_bytes: pa.Array     # int64 per row: bytes of its line and structured metadata
+
+
+@dataclass(frozen=True, slots=True)
+class _Limited:
+    batch: pa.RecordBatch   # what is left to store
+    size: int
+    message: str            # the 429's
+
+
 _EMPTY = pa.RecordBatch.from_pylist([], schema=ENTRIES)
 _LEVEL_KEY = pa.scalar(validate.LEVEL_LABEL, pa.string())
 
 
-def _accept(kept: list[_Kept], limits: Limits, now_ns: int,
-            errors: list[tuple[int, int, str]]) -> tuple[pa.RecordBatch, int]:
+def _limit_streams(tenant: str, kept: list[_Kept], accepted: _Accepted, limits: Limits, now_ns: int,
+                   limiter: StreamRateLimiter) -> _Limited | None:
+    """Step 8: None when every stream's rate limit paid for its bytes."""
+    owner = accepted.owner.to_numpy(zero_copy_only=False)
+    row_bytes = accepted.row_bytes.to_numpy(zero_copy_only=False)
+    stream_bytes = np.bincount(owner, weights=row_bytes, minlength=len(kept)).astype(np.int64)
+    present = np.flatnonzero(np.bincount(owner, minlength=len(kept))).tolist()
+    paid = limiter.allow(tenant, [(kept[i].labels.stream_id, int(stream_bytes[i])) for i in present],
+                         limits, now_ns)
+    refused = [i for i, ok in zip(present, paid, strict=True) if not ok]
+    if not refused:
+        return None
+    last = np.flatnonzero(owner == refused[-1])
+    timestamps = accepted.batch.column("ts").to_numpy(zero_copy_only=False)[last].tolist()
+    message = stream_rate_limited(tenant, kept[refused[-1]].labels.canonical, timestamps,
+                                  row_bytes[last].tolist(), limits)
+    keep = ~np.isin(owner, refused)
+    return _Limited(accepted.batch.filter(pa.array(keep)), accepted.size - int(stream_bytes[refused].sum()), message)
+
+
+def _accept(kept: list[_Kept], limits: Limits, now_ns: int, errors: list[tuple[int, int, str]]) -> _Accepted:
     """Steps 3-5 and 7 for the streams whose labels passed; appends entry refusals to `errors`."""
     if sum(len(k.stream) for k in kept) < 64 * len(kept):   # many small streams: one conversion, not one per stream
         stream_of_row = pa.array([i for i, k in enumerate(kept) for _ in range(len(k.stream))], pa.int32())
@@ -192,14 +255,17 @@ def _accept(kept: list[_Kept], limits: Limits, now_ns: int,
             a.filter(keep) for a in (timestamps, lines, line_bytes, stream_of_row))
         if metadata is not None:
             metadata = [pairs for row, pairs in enumerate(metadata) if row not in refused_rows]
-    size = pc.sum(line_bytes).as_py() or 0
+    row_bytes = pc.cast(line_bytes, pa.int64())
     if metadata is not None:
         _sanitize(metadata)
-        size += sum(validate.metadata_size(pairs) for pairs in metadata if pairs)
+        row_bytes = pc.add(row_bytes, pa.array([validate.metadata_size(pairs) if pairs else 0 for pairs in metadata],
+                                               pa.int64()))
+    size = pc.sum(row_bytes).as_py() or 0
     column = _metadata_column(kept, stream_of_row, lines, metadata, limits)
     labels = pc.take(pa.array([k.labels.canonical for k in kept], pa.string()), stream_of_row)
     ids = pc.take(pa.array([k.labels.stream_id for k in kept], pa.int64()), stream_of_row)
-    return pa.RecordBatch.from_arrays([labels, ids, timestamps, lines, column], schema=ENTRIES), size
+    batch = pa.RecordBatch.from_arrays([labels, ids, timestamps, lines, column], schema=ENTRIES)
+    return _Accepted(batch, size, stream_of_row, row_bytes)
 
 
 def _truncate(lines: pa.StringArray, line_bytes: pa.Array, limits: Limits) -> tuple[pa.StringArray, pa.Array]:

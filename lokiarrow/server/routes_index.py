@@ -11,7 +11,6 @@ from collections.abc import Mapping
 
 import orjson
 from fastapi import APIRouter
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from lokiarrow.errors import BadRequest
@@ -26,7 +25,7 @@ from lokiarrow.server.params import (
     parse_step,
     parse_time,
 )
-from lokiarrow.server.routes_query import success
+from lokiarrow.server.routes_query import run_query, success
 
 router = APIRouter()
 
@@ -44,7 +43,7 @@ async def index_stats(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Resp
     def run() -> dict[str, int]:
         return index_queries.index_stats(svc.store.tenant(tenant).snapshot(), query, start, end)
 
-    stats = await run_in_threadpool(run)
+    stats = await run_query(svc, tenant, run)
     return Response(orjson.dumps(stats) + b"\n", media_type="application/json")
 
 
@@ -72,7 +71,7 @@ async def _volume(svc: ServicesDep, tenant: str, req: VolumeRequest) -> Response
     def run() -> object:
         return index_queries.volume(svc.store.tenant(tenant).snapshot(), req)
 
-    return success(await run_in_threadpool(run))
+    return success(await run_query(svc, tenant, run))
 
 
 def _target_labels(p: Mapping[str, str]) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from lokiarrow.errors import BadRequest, LokiError
+from lokiarrow.errors import LokiError
 from lokiarrow.ingest.distributor import PreparedPush, prepare_push, prepare_streams
 from lokiarrow.server.deps import Services, ServicesDep, TenantDep
 from lokiarrow.wire.otlp import decode_otlp, encode_status
@@ -32,7 +32,7 @@ def _ingest(svc: Services, tenant: str, body: bytes, content_type: str | None,
 
 def store_prepared(svc: Services, tenant: str, prepared: PreparedPush) -> None:
     """Store the accepted part of a push (durable when this returns), count it, then raise the
-    BadRequest naming the refused part, if any."""
+    error naming the refused part, if any (429 when a stream was over its rate, else 400)."""
     batch = prepared.batch
     if batch.num_rows:
         store = svc.store.tenant(tenant)
@@ -41,8 +41,9 @@ def store_prepared(svc: Services, tenant: str, prepared: PreparedPush) -> None:
             svc.store.wake_flusher()
     svc.telemetry.lines_received.labels(tenant).inc(prepared.lines)
     svc.telemetry.bytes_received.labels(tenant).inc(prepared.bytes)
-    if prepared.error:
-        raise BadRequest(prepared.error)
+    failure = prepared.failure()
+    if failure is not None:
+        raise failure
 
 
 async def _push(request: Request, svc: Services, tenant: str, legacy: bool) -> Response:

@@ -1,24 +1,29 @@
 """Loki's read endpoints: query, query_range, labels, label values, series.
 
 Query answers are Loki's JSON unless the request asks otherwise (`server/encodings`): encoding flags
-(`categorize-labels`) or a Parquet file.
+(`categorize-labels`) or a Parquet file. Every querier call runs under the tenant's `query_timeout`
+(`run_query`): past it the request answers 504 with Loki's message at once, and the work still
+running in its thread is stopped (exec/duck.py `Deadline`).
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import anyio
 import orjson
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from lokiarrow.errors import BadRequest
+from lokiarrow.exec.duck import Deadline, QueryTimeout
 from lokiarrow.exec.engine import RangeRequest
 from lokiarrow.logql.parser import parse_expr
 from lokiarrow.logql.printer import format_expr
-from lokiarrow.server.deps import ParamsDep, ServicesDep, TenantDep
+from lokiarrow.server.deps import ParamsDep, Services, ServicesDep, TenantDep
 from lokiarrow.server.encodings import (
     ENCODING_FLAGS_HEADER,
     PARQUET_TYPE,
@@ -37,6 +42,23 @@ from lokiarrow.server.params import (
 )
 
 router = APIRouter()
+T = TypeVar("T")
+
+
+async def run_query(svc: Services, tenant: str, fn: Callable[..., T], *args: object) -> T:
+    """`fn(*args)` in a worker thread within the tenant's `query_timeout` (0: no limit), as Loki's
+    querier bounds each query: past it, QueryTimeout (504), and the thread's work is abandoned and
+    told to stop. A query of several tenants (`a|b`) gets the smallest of their timeouts, as in Loki."""
+    timeout_ns = min((t for t in (svc.limits(one).query_timeout for one in tenant.split("|")) if t > 0), default=0)
+    if timeout_ns <= 0:
+        return await run_in_threadpool(fn, *args)
+    deadline = Deadline(timeout_ns)
+    try:
+        with anyio.fail_after(timeout_ns / 1e9):
+            return await anyio.to_thread.run_sync(deadline.run, fn, *args, abandon_on_cancel=True)
+    except TimeoutError:
+        deadline.expire()
+        raise QueryTimeout() from None
 
 
 def success(data: Any) -> Response:
@@ -60,7 +82,7 @@ async def query_range(request: Request, svc: ServicesDep, tenant: TenantDep, p: 
         raise BadRequest("query parameter is required")  # Loki: empty query
     start, end = parse_bounds(p)
     req = RangeRequest(query, start, end, parse_limit(p), parse_backward(p), parse_step(p, start, end))
-    return await query_answer(request, query, await run_in_threadpool(svc.querier.query_range, tenant, req))
+    return await query_answer(request, query, await run_query(svc, tenant, svc.querier.query_range, tenant, req))
 
 
 @router.api_route("/loki/api/v1/query", methods=["GET", "POST"])
@@ -71,20 +93,21 @@ async def query(request: Request, svc: ServicesDep, tenant: TenantDep, p: Params
     at = parse_time(p.get("time"), time.time_ns())
     parse_limit(p)
     parse_backward(p)
-    return await query_answer(request, query, await run_in_threadpool(svc.querier.query_instant, tenant, query, at))
+    return await query_answer(request, query, await run_query(svc, tenant, svc.querier.query_instant, tenant, query, at))
 
 
 @router.api_route("/loki/api/v1/labels", methods=["GET", "POST"])
 @router.api_route("/loki/api/v1/label", methods=["GET", "POST"])
 async def labels(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
     start, end = parse_bounds(p)
-    return success(await run_in_threadpool(svc.querier.labels, tenant, start, end, parse_selector(p)))
+    return success(await run_query(svc, tenant, svc.querier.labels, tenant, start, end, parse_selector(p)))
 
 
 @router.api_route("/loki/api/v1/label/{name}/values", methods=["GET", "POST"])
 async def label_values(name: str, svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
     start, end = parse_bounds(p)
-    return success(await run_in_threadpool(svc.querier.label_values, tenant, name, start, end, parse_selector(p)))
+    return success(await run_query(svc, tenant, svc.querier.label_values, tenant, name, start, end,
+                                     parse_selector(p)))
 
 
 @router.api_route("/loki/api/v1/series", methods=["GET", "POST"])
@@ -95,7 +118,7 @@ async def series(request: Request, svc: ServicesDep, tenant: TenantDep, p: Param
         form = await request.form()
         selectors += [str(v) for v in form.getlist("match[]") + form.getlist("match")]
     groups = parse_series_groups(selectors)
-    return success(await run_in_threadpool(svc.querier.series, tenant, groups, start, end))
+    return success(await run_query(svc, tenant, svc.querier.series, tenant, groups, start, end))
 
 
 @router.api_route("/loki/api/v1/format_query", methods=["GET", "POST"])
