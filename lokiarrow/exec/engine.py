@@ -9,7 +9,7 @@ deadline has expired.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -18,7 +18,7 @@ from lokiarrow.compile.fields import field_filter
 from lokiarrow.compile.prefilter import prefilters
 from lokiarrow.config import Limits
 from lokiarrow.errors import BadRequest
-from lokiarrow.exec import pipeline
+from lokiarrow.exec import multitenant, pipeline
 from lokiarrow.exec.duck import check_deadline
 from lokiarrow.exec.logs import LogQuery, ScanStats, select_logs
 from lokiarrow.exec.metrics import answers
@@ -64,6 +64,9 @@ class Querier:
         expr = parse_expr(req.query)
         if not isinstance(expr, LogExpr):
             return self._metric_range(tenant, expr, req, began)
+        if multitenant.is_multi(tenant):
+            return multitenant.log_query(lambda one, text: self.query_range(one, replace(req, query=text)),
+                                         tenant, expr, req.limit, req.backward)
         max_limit = self.limits(tenant).max_entries_limit_per_query
         if max_limit and req.limit > max_limit:
             raise BadRequest(f"max entries limit per query exceeded, limit > max_entries_limit "
@@ -89,7 +92,7 @@ class Querier:
                              "please change your query to a range query type")
         stats = ScanStats()
         steps = np.array([at], dtype=np.int64)
-        value = evaluate(expr, Context(self._snapshot(tenant), steps, 0, stats))
+        value = evaluate(expr, self._context(tenant, steps, 0, stats))
         check_deadline()
         if isinstance(value, Scalar):
             return {"resultType": "scalar", "result": answers.scalar(value, at),
@@ -101,12 +104,18 @@ class Querier:
     def _metric_range(self, tenant: str, expr: Expr, req: RangeRequest, began: float) -> dict[str, Any]:
         stats = ScanStats()
         steps = np.arange(req.start, req.end + 1, req.step_ns, dtype=np.int64)
-        value = evaluate(expr, Context(self._snapshot(tenant), steps, req.step_ns, stats))
+        value = evaluate(expr, self._context(tenant, steps, req.step_ns, stats))
         check_deadline()
         if isinstance(value, Matrix):
             self._check_series(tenant, value)
         return {"resultType": "matrix", "result": answers.matrix(value, steps),
                 "stats": stats_block(stats, time.perf_counter() - began)}
+
+    def _context(self, tenant: str, steps: np.ndarray, step_ns: int, stats: ScanStats) -> Context:
+        if multitenant.is_multi(tenant):
+            return Context(None, steps, step_ns, stats,
+                           tuple((one, self._snapshot(one)) for one in multitenant.tenant_ids(tenant)))
+        return Context(self._snapshot(tenant), steps, step_ns, stats)
 
     def _check_series(self, tenant: str, value: Matrix) -> None:
         limit = self.limits(tenant).max_query_series
@@ -123,6 +132,8 @@ class Querier:
         return expr.matchers
 
     def labels(self, tenant: str, start: int, end: int, query: str | None = None) -> list[str]:
+        if multitenant.is_multi(tenant):
+            return multitenant.label_names(lambda one, q: self.labels(one, start, end, q), tenant, query)
         snapshot = self._snapshot(tenant)
         labels = snapshot.index.streams.labels
         names = {n for sid in streams_in_range(snapshot, start, end, self._selector(query))
@@ -130,12 +141,17 @@ class Querier:
         return sorted(names)
 
     def label_values(self, tenant: str, name: str, start: int, end: int, query: str | None = None) -> list[str]:
+        if multitenant.is_multi(tenant):
+            return multitenant.label_values(lambda one, q: self.label_values(one, name, start, end, q),
+                                            tenant, name, query)
         snapshot = self._snapshot(tenant)
         labels = snapshot.index.streams.labels
         ids = streams_in_range(snapshot, start, end, self._selector(query))
         return sorted({labels[sid][name] for sid in ids if name in labels[sid]})
 
     def series(self, tenant: str, selectors: list[str], start: int, end: int) -> list[dict[str, str]]:
+        if multitenant.is_multi(tenant):
+            return multitenant.series(lambda one, groups: self.series(one, groups, start, end), tenant, selectors)
         snapshot = self._snapshot(tenant)
         labels = snapshot.index.streams.labels
         ids: set[int] = set()

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from lokiarrow.config import Config
 from lokiarrow.errors import BadRequest, LokiError
 from lokiarrow.exec.engine import Querier
+from lokiarrow.exec.multitenant import tenant_ids
 from lokiarrow.overrides import TenantLimits
 from lokiarrow.server.telemetry import Telemetry
 from lokiarrow.store.store import Store
@@ -38,6 +39,16 @@ def services(request: Request) -> Services:
 
 def tenant(request: Request) -> str:
     return tenant_of(services(request).config.auth_enabled, request.headers.get("X-Scope-OrgID", ""))
+
+
+def query_tenant(request: Request) -> str:
+    """The tenant of a query: as `tenant`, or with `querier.multi_tenant_queries_enabled`
+    several ids joined by `|` (each checked; returned sorted, each once: exec/multitenant.py)."""
+    config = services(request).config
+    org = request.headers.get("X-Scope-OrgID", "")
+    if config.auth_enabled and config.querier.multi_tenant_queries_enabled and "|" in org:
+        return "|".join(tenant_of(True, t) for t in tenant_ids(org))
+    return tenant_of(config.auth_enabled, org)
 
 
 def tenant_of(auth_enabled: bool, org: str) -> str:
@@ -81,4 +92,5 @@ async def params(request: Request) -> dict[str, str]:
 
 ServicesDep = Annotated[Services, Depends(services)]
 TenantDep = Annotated[str, Depends(tenant)]
+QueryTenantDep = Annotated[str, Depends(query_tenant)]   # reads that may span several tenants
 ParamsDep = Annotated[dict[str, str], Depends(params)]

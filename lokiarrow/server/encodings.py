@@ -21,7 +21,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lokiarrow.exec.results import Streams
 from lokiarrow.logql import ast
 
 ENCODING_FLAGS_HEADER = "X-Loki-Response-Encoding-Flags"
@@ -50,7 +49,8 @@ def with_encoding_flags(data: dict[str, Any], flags: list[str], expr: ast.Expr) 
     result = data["result"]
     if CATEGORIZE_LABELS in flags:
         # an answer without entries is a plain empty list
-        result = result.categorized(_formatted_names(expr)) if isinstance(result, Streams) else []
+        # Streams, or several tenants' (exec/multitenant.TenantStreams)
+        result = result.categorized(_formatted_names(expr)) if hasattr(result, "categorized") else []
     return {"resultType": "streams", "encodingFlags": flags, "result": result,
             **{k: v for k, v in data.items() if k not in ("resultType", "result")}}
 

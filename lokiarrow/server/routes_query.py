@@ -23,7 +23,7 @@ from lokiarrow.exec.duck import Deadline, QueryTimeout
 from lokiarrow.exec.engine import RangeRequest
 from lokiarrow.logql.parser import parse_expr
 from lokiarrow.logql.printer import format_expr
-from lokiarrow.server.deps import ParamsDep, Services, ServicesDep, TenantDep
+from lokiarrow.server.deps import ParamsDep, QueryTenantDep, Services, ServicesDep
 from lokiarrow.server.encodings import (
     ENCODING_FLAGS_HEADER,
     PARQUET_TYPE,
@@ -76,7 +76,7 @@ async def query_answer(request: Request, query: str, data: dict[str, Any]) -> Re
 
 
 @router.api_route("/loki/api/v1/query_range", methods=["GET", "POST"])
-async def query_range(request: Request, svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
+async def query_range(request: Request, svc: ServicesDep, tenant: QueryTenantDep, p: ParamsDep) -> Response:
     query = p.get("query")
     if not query:
         raise BadRequest("query parameter is required")  # Loki: empty query
@@ -86,7 +86,7 @@ async def query_range(request: Request, svc: ServicesDep, tenant: TenantDep, p: 
 
 
 @router.api_route("/loki/api/v1/query", methods=["GET", "POST"])
-async def query(request: Request, svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
+async def query(request: Request, svc: ServicesDep, tenant: QueryTenantDep, p: ParamsDep) -> Response:
     query = p.get("query")
     if not query:
         raise BadRequest("query parameter is required")
@@ -98,20 +98,20 @@ async def query(request: Request, svc: ServicesDep, tenant: TenantDep, p: Params
 
 @router.api_route("/loki/api/v1/labels", methods=["GET", "POST"])
 @router.api_route("/loki/api/v1/label", methods=["GET", "POST"])
-async def labels(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
+async def labels(svc: ServicesDep, tenant: QueryTenantDep, p: ParamsDep) -> Response:
     start, end = parse_bounds(p)
     return success(await run_query(svc, tenant, svc.querier.labels, tenant, start, end, parse_selector(p)))
 
 
 @router.api_route("/loki/api/v1/label/{name}/values", methods=["GET", "POST"])
-async def label_values(name: str, svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
+async def label_values(name: str, svc: ServicesDep, tenant: QueryTenantDep, p: ParamsDep) -> Response:
     start, end = parse_bounds(p)
     return success(await run_query(svc, tenant, svc.querier.label_values, tenant, name, start, end,
                                      parse_selector(p)))
 
 
 @router.api_route("/loki/api/v1/series", methods=["GET", "POST"])
-async def series(request: Request, svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
+async def series(request: Request, svc: ServicesDep, tenant: QueryTenantDep, p: ParamsDep) -> Response:
     start, end = parse_bounds(p)
     selectors = request.query_params.getlist("match[]") + request.query_params.getlist("match")
     if request.method == "POST":
