@@ -10,8 +10,9 @@
   6. take the accepted bytes from the tenant's rate limit (429 refuses the whole request);
   7. build the batch; the refusals of step 4 become the message of the 400 to answer once the
      accepted part is stored;
-  8. take each stream's accepted bytes from its own rate limit, as Loki's ingester does after the
-     distributor: a stream over it is dropped whole and the answer becomes 429 with Loki's message
+  8. as Loki's ingester after the distributor: a stream not active yet is refused when the tenant
+     has `max_global_streams_per_user` active streams; then each stream's accepted bytes come from
+     its own rate limit: a stream over either is dropped whole and the answer becomes 429 with Loki's message
      for the last such stream (it replaces the 400 of step 4, as the ingester's error replaces the
      distributor's); when no stream is left the push is refused with that 429 at once.
 Entries keep request order. The decoded streams belong to this call (metadata lists are edited).
@@ -36,8 +37,11 @@ from lokiarrow.ingest.enrich import (
     sanitize_metadata_name,
 )
 from lokiarrow.ingest.limits import (
+    ACTIVE_STREAMS,
     RATE_LIMITER,
+    STREAM_LIMITED,
     STREAM_RATE_LIMITER,
+    ActiveStreams,
     RateLimiter,
     StreamRateLimiter,
     stream_rate_limited,
@@ -203,21 +207,30 @@ _LEVEL_KEY = pa.scalar(validate.LEVEL_LABEL, pa.string())
 
 
 def _limit_streams(tenant: str, kept: list[_Kept], accepted: _Accepted, limits: Limits, now_ns: int,
-                   limiter: StreamRateLimiter) -> _Limited | None:
-    """Step 8: None when every stream's rate limit paid for its bytes."""
+                   limiter: StreamRateLimiter, active: ActiveStreams | None = None) -> _Limited | None:
+    """Step 8, as Loki's ingester takes each stream: a stream it does not hold yet is refused when
+    the tenant has `max_global_streams_per_user` active ones; then the stream's rate limit must pay
+    for its bytes. None when nothing was refused; else what is left, and the last refusal's words."""
     owner = accepted.owner.to_numpy(zero_copy_only=False)
     row_bytes = accepted.row_bytes.to_numpy(zero_copy_only=False)
     stream_bytes = np.bincount(owner, weights=row_bytes, minlength=len(kept)).astype(np.int64)
     present = np.flatnonzero(np.bincount(owner, minlength=len(kept))).tolist()
+    admitted = (active or ACTIVE_STREAMS).admit(tenant, [kept[i].labels.stream_id for i in present],
+                                                limits.max_global_streams_per_user, now_ns)
+    too_many = [i for i, ok in zip(present, admitted, strict=True) if not ok]
+    present = [i for i, ok in zip(present, admitted, strict=True) if ok]
     paid = limiter.allow(tenant, [(kept[i].labels.stream_id, int(stream_bytes[i])) for i in present],
                          limits, now_ns)
-    refused = [i for i, ok in zip(present, paid, strict=True) if not ok]
+    refused = sorted(too_many + [i for i, ok in zip(present, paid, strict=True) if not ok])
     if not refused:
         return None
     last = np.flatnonzero(owner == refused[-1])
-    timestamps = accepted.batch.column("ts").to_numpy(zero_copy_only=False)[last].tolist()
-    message = stream_rate_limited(tenant, kept[refused[-1]].labels.canonical, timestamps,
-                                  row_bytes[last].tolist(), limits)
+    if refused[-1] in too_many:
+        message = STREAM_LIMITED % (kept[refused[-1]].labels.canonical, tenant)
+    else:
+        timestamps = accepted.batch.column("ts").to_numpy(zero_copy_only=False)[last].tolist()
+        message = stream_rate_limited(tenant, kept[refused[-1]].labels.canonical, timestamps,
+                                      row_bytes[last].tolist(), limits)
     keep = ~np.isin(owner, refused)
     return _Limited(accepted.batch.filter(pa.array(keep)), accepted.size - int(stream_bytes[refused].sum()), message)
 

@@ -122,6 +122,47 @@ class StreamRateLimiter:
 
 
 STREAM_RATE_LIMITER = StreamRateLimiter()
+
+STREAM_LIMITED = ("maximum active stream limit exceeded when trying to create stream %s, reduce the number of "
+                  "active streams (reduce labels or reduce label values), or contact your Loki administrator to "
+                  "see if the limit can be increased, user: '%s'")
+
+
+class ActiveStreams:
+    """Per tenant, the streams that got entries within IDLE_NS: those Loki's ingesters hold in
+    memory and `max_global_streams_per_user` counts (one ingester here). Thread-safe; memory
+    bounded by the active streams (idle ones are forgotten every SWEEP_EVERY_NS)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, dict[int, int]] = {}
+        self._lock = threading.Lock()
+        self._swept = 0
+
+    def admit(self, tenant: str, stream_ids: Sequence[int], limit: int, now_ns: int) -> list[bool]:
+        """Per stream: may it take entries (active already, or room for one more)? Admitted ones
+        are active from now."""
+        with self._lock:
+            if now_ns - self._swept >= SWEEP_EVERY_NS:
+                self._sweep(now_ns)
+            active = self._seen.setdefault(tenant, {})
+            out = []
+            for sid in stream_ids:
+                ok = sid in active or limit <= 0 or len(active) < limit
+                if ok:
+                    active[sid] = now_ns
+                out.append(ok)
+            return out
+
+    def _sweep(self, now_ns: int) -> None:
+        self._swept = now_ns
+        for tenant, active in list(self._seen.items()):
+            for sid in [s for s, seen in active.items() if now_ns - seen >= IDLE_NS]:
+                del active[sid]
+            if not active:
+                del self._seen[tenant]
+
+
+ACTIVE_STREAMS = ActiveStreams()
 """The process's per-stream limiter, used by `prepare_push` unless it is given another."""
 
 

@@ -17,6 +17,7 @@ from lokiarrow.ingest.distributor import PreparedPush, prepare_push
 from lokiarrow.ingest.limits import (
     IDLE_NS,
     SWEEP_EVERY_NS,
+    ActiveStreams,
     RateLimiter,
     StreamRateLimiter,
     byte_size,
@@ -209,3 +210,30 @@ def test_the_stream_limit_refills_with_time(start_server: Callable[..., Server])
             assert time.monotonic() < deadline, "the stream's bucket never refilled"
             time.sleep(0.2)
         assert lines(query(client, '{app="a"}')) == ["y" * 1000, "x" * 2000]
+
+
+# max_global_streams_per_user: active streams (entries within the idle period) per tenant
+
+def test_active_streams_admit_up_to_the_limit_and_forget_idle_ones() -> None:
+    active = ActiveStreams()
+    assert active.admit("t", [1, 2, 3], 2, 0) == [True, True, False]
+    assert active.admit("t", [2, 1, 4], 2, 10**9) == [True, True, False]   # known ones always pass
+    assert active.admit("other", [4], 2, 10**9) == [True]                   # per tenant
+    assert active.admit("t", [4], 0, 10**9) == [True]                       # 0: no limit
+    later = 31 * 60 * 10**9                                                 # all idle past 30 minutes
+    assert active.admit("t", [5, 6, 7], 2, later) == [True, True, False]
+
+
+def test_a_new_stream_past_the_limit_is_refused_and_known_ones_still_take_entries(
+        start_server: Callable[..., Server]) -> None:
+    server = start_server(PERMISSIVE + "  max_global_streams_per_user: 2\n")
+    with server.client() as client:
+        push(client, {"app": "a"}, [[BASE_NS, "a1"]])
+        push(client, {"app": "b"}, [[BASE_NS, "b1"]])
+        r = _push_streams(client, ({"app": "a"}, [[BASE_NS + 1, "a2"]]), ({"app": "c"}, [[BASE_NS, "c1"]]))
+        assert r.status_code == 429
+        assert r.text.strip() == ("maximum active stream limit exceeded when trying to create stream "
+                                  "{app=\"c\", service_name=\"c\"}, reduce the number of active streams (reduce "
+                                  "labels or reduce label values), or contact your Loki administrator to see if "
+                                  "the limit can be increased, user: 'fake'")
+        assert lines(query(client, '{app=~"a|b|c"}')) == ["a2", "a1", "b1"]
