@@ -75,7 +75,8 @@ class Compactor:
     """Loki's `compactor` section, as lokiarrow's compactor (store/compactor.py) reads it."""
 
     compaction_interval: int = 10 * 60 * 10**9       # ns between runs inside `serve`; 0: none
-    retention_enabled: bool = False                  # apply limits' retention_period / retention_stream
+    retention_enabled: bool = False                  # retention, and the delete requests API
+    delete_request_cancel_period: int = 24 * 3600 * 10**9   # ns a delete request can be cancelled
     retention_delete_delay: int = 2 * 3600 * 10**9   # ns before replaced or expired files are deleted
     target_chunk_bytes: int = 256 << 20              # lines per compacted chunk file (lokiarrow's own)
 
@@ -106,7 +107,7 @@ class Config:
 
 _DURATION_FIELDS = {"reject_old_samples_max_age", "creation_grace_period", "max_query_length",
                     "retention_period", "max_chunk_age", "flush_check_period", "query_timeout",
-                    "compaction_interval", "retention_delete_delay"}
+                    "compaction_interval", "retention_delete_delay", "delete_request_cancel_period"}
 _BYTES_FIELDS = {"max_line_size", "max_structured_metadata_size", "flush_max_bytes", "target_chunk_bytes"}
 _BYTE_SIZE_FIELDS = {"per_stream_rate_limit", "per_stream_rate_limit_burst"}   # Loki's flagext.ByteSize
 _BYTE_SIZE = re.compile(r"(\d+)\s*([a-z]*)")

@@ -20,6 +20,7 @@ from lokiarrow.exec.engine import Querier
 from lokiarrow.overrides import TenantLimits
 from lokiarrow.server import (
     routes_admin,
+    routes_delete,
     routes_drilldown,
     routes_index,
     routes_push,
@@ -61,7 +62,7 @@ def create_app(config: Config) -> FastAPI:
                 lock.close()
 
     app = FastAPI(title="lokiarrow", lifespan=lifespan, docs_url=None, redoc_url=None)
-    for module in (routes_push, routes_query, routes_index, routes_drilldown, routes_tail, routes_admin):
+    for module in (routes_push, routes_query, routes_index, routes_drilldown, routes_tail, routes_delete, routes_admin):
         app.include_router(module.router)
 
     @app.exception_handler(LokiError)

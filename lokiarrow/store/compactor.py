@@ -38,6 +38,7 @@ from lokiarrow.logql.parser import parse_matchers
 from lokiarrow.model import Labels, Matcher
 from lokiarrow.store import names
 from lokiarrow.store.chunks import NS_PER_HOUR, write_chunks, write_index
+from lokiarrow.store.deletes import DeleteRequests, Deletion
 from lokiarrow.store.index import SUPERSEDES_KEY, live_index_files, superseded_by
 from lokiarrow.store.schema import CHUNK, INDEX
 from lokiarrow.store.tenant import TenantStore
@@ -65,6 +66,7 @@ class Report:
     written_files: int = 0
     superseded_index_files: int = 0
     expired_rows: int = 0
+    deletes_processed: int = 0
     deleted_files: list[str] = field(default_factory=list)
 
 
@@ -128,19 +130,30 @@ def retention_of(limits: Limits) -> Retention:
 
 def compact_tenant(tenant: TenantStore, target_bytes: int = DEFAULT_TARGET_BYTES,
                    grace_ns: int = DEFAULT_GRACE_NS, now_ns: int | None = None,
-                   retention: Retention | None = None) -> Report:
-    """One compaction run over a tenant (steps 1-4 for every day with index files)."""
+                   retention: Retention | None = None, deletes_after_ns: int | None = None) -> Report:
+    """One compaction run over a tenant (steps 1-4 for every day with index files). With
+    `deletes_after_ns`, the delete requests received at least that long ago are applied too (their
+    lines are left out where files are written again, with the head flushed first) and marked
+    processed once every day is done."""
     report = Report()
     now = time.time_ns() if now_ns is None else now_ns
     collect(tenant, grace_ns, now, report)
+    requests = DeleteRequests(tenant.root, tenant.tenant)
+    due = [] if deletes_after_ns is None else requests.due(now // 10**6, deletes_after_ns // 10**6)
+    deletion = Deletion.of(due) if due else None
+    if deletion is not None:
+        tenant.flush()
     days = sorted({_day(path) for path in tenant.root.glob(f"{tenant.tenant}/index/day=*/*.parquet")})
     for day in days:
-        compact_day(tenant, day, target_bytes, report, retention or Retention(), now)
+        compact_day(tenant, day, target_bytes, report, retention or Retention(), now, deletion)
+    if due:
+        requests.mark_processed({r.request_id for r in due})
+        report.deletes_processed += len(due)
     return report
 
 
 def compact_day(tenant: TenantStore, day: str, target_bytes: int, report: Report,
-                retention: Retention = Retention(), now_ns: int = 0) -> None:
+                retention: Retention = Retention(), now_ns: int = 0, deletion: Deletion | None = None) -> None:
     root, name = tenant.root, tenant.tenant
     live = live_index_files(root, name, day)
     if not live:
@@ -150,18 +163,23 @@ def compact_day(tenant: TenantStore, day: str, target_bytes: int, report: Report
     expired = retention.expired(rows, tenant.index.streams.labels, now_ns)
     dropped = rows.filter(expired)
     rows = rows.filter(pc.invert(expired))
-    if len(live) < 2 and not dropped.num_rows:
-        return
-    # files that keep some rows but lose others are written again without the expired streams
+    labels_of = tenant.index.streams.labels
+    # files that keep some rows but lose others (expired streams, deleted lines) are written again
     dirty = set(dropped.column("chunk").to_pylist()) & set(rows.column("chunk").to_pylist())
+    if deletion is not None:
+        dirty |= {chunk for chunk, sid, lo, hi in zip(*(rows.column(c).to_pylist() for c in
+                                                       ("chunk", "stream_id", "min_ts", "max_ts")), strict=True)
+                  if deletion.touches(labels_of[sid], lo, hi)}
+    if len(live) < 2 and not dropped.num_rows and not dirty:
+        return
     wanted = _streams_per_chunk(rows)
     merged: list[str] = []
     written: list[pa.Table] = []
     for group in _groups(rows, target_bytes):
         if len(group) < 2 and not dirty.intersection(group):
             continue
-        entries = pa.concat_tables([_read_chunk(root.full(path), wanted[path] if path in dirty else None)
-                                    for path in group])
+        entries = pa.concat_tables([_read_chunk(root.full(path), wanted[path], deletion, labels_of)
+                                    if path in dirty else _read_chunk(root.full(path)) for path in group])
         s = tenant.settings
         written.append(write_chunks(root, name, entries, streams, s.row_group_size, s.field_columns,
                                     s.rollup_words, index_files=False))
@@ -190,12 +208,15 @@ def _streams_per_chunk(rows: pa.Table) -> dict[str, set[int]]:
     return out
 
 
-def _read_chunk(path: str, streams: set[int] | None) -> pa.Table:
-    """A chunk file's entries, or only those of `streams`."""
+def _read_chunk(path: str, streams: set[int] | None = None, deletion: Deletion | None = None,
+                labels_of: dict[int, Labels] | None = None) -> pa.Table:
+    """A chunk file's entries: only those of `streams` (when given), without the deleted ones."""
     table = pq.read_table(path, columns=CHUNK.names).cast(CHUNK)
-    if streams is None:
-        return table
-    return table.filter(pc.is_in(table.column("stream_id"), value_set=pa.array(sorted(streams), pa.int64())))
+    if streams is not None:
+        table = table.filter(pc.is_in(table.column("stream_id"), value_set=pa.array(sorted(streams), pa.int64())))
+    if deletion is not None and labels_of is not None and table.num_rows:
+        table = table.filter(pc.invert(deletion.doomed(table, labels_of)))
+    return table
 
 
 def _groups(rows: pa.Table, target_bytes: int) -> list[list[str]]:

@@ -66,9 +66,11 @@ class Store:
                 if self._stop.is_set():
                     break
                 try:
-                    retention = retention_of(self.limits_of(t.tenant)) if self.compactor.retention_enabled else None
-                    reports[t.tenant] = compact_tenant(t, self.compactor.target_chunk_bytes,
-                                                       self.compactor.retention_delete_delay, retention=retention)
+                    enabled = self.compactor.retention_enabled
+                    reports[t.tenant] = compact_tenant(
+                        t, self.compactor.target_chunk_bytes, self.compactor.retention_delete_delay,
+                        retention=retention_of(self.limits_of(t.tenant)) if enabled else None,
+                        deletes_after_ns=self.compactor.delete_request_cancel_period if enabled else None)
                 except Exception:  # the store stays correct (see the compactor): try again next time
                     log.exception("cannot compact tenant %s", t.tenant)
         return reports
