@@ -45,10 +45,11 @@ case "${1:-}" in
     venv test
     shift
     if [ "${1:-}" = agent ]; then shift; exec .venv/bin/python -m bench.agent "$@"; fi
+    if [ "${1:-}" = compact ]; then shift; exec .venv/bin/python -m bench.compaction "$@"; fi
     exec .venv/bin/python -m bench.run "$@"
     ;;
   *)
-    echo "usage: ./run.sh serve [lokiarrow serve flags] | test [pytest args] | bench [agent] [flags]" >&2
+    echo "usage: ./run.sh serve [lokiarrow serve flags] | test [pytest args] | bench [agent|compact] [flags]" >&2
     exit 2
     ;;
 esac

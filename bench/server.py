@@ -30,8 +30,12 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+# the figures are of the files as flushes leave them: the compactor (bench/compaction.py) runs apart
+BENCH_CONFIG = PERMISSIVE + "compactor:\n  compaction_interval: 0s\n"
+
+
 class ServerProcess:
-    def __init__(self, work: Path, config: str = PERMISSIVE, start_timeout: float = 60,
+    def __init__(self, work: Path, config: str = BENCH_CONFIG, start_timeout: float = 60,
                  stop_timeout: float = 120) -> None:
         self.data = work / "data"
         self.data.mkdir(parents=True, exist_ok=True)
