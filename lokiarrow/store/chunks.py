@@ -40,7 +40,7 @@ from lokiarrow.store.fs import Root
 from lokiarrow.store.names import chunk_path, day_of, index_path, new_segment_name, rollup_path
 from lokiarrow.store.schema import CHUNK, INDEX, METADATA_SET_COLUMN
 
-ZSTD_LEVEL = 1  # as small as level 3 on log lines, and faster; the compactor can spend more
+ZSTD_LEVEL = 1  # as small as level 3 on log lines, and faster; the compactor spends more (its own level)
 NS_PER_HOUR = 3600 * 10**9
 MIN_ROW_GROUP = 512  # neighbouring tiny streams share a row group up to this many rows
 MAX_METADATA_SETS = 16  # index rows per (stream, file): beyond, one row whose metadata is unknown
@@ -61,7 +61,7 @@ def _row_group_bounds(stream_ids: np.ndarray, max_rows: int) -> list[tuple[int, 
     return bounds
 
 
-def _parquet_bytes(table: pa.Table, bounds: list[tuple[int, int]]) -> pa.Buffer:
+def _parquet_bytes(table: pa.Table, bounds: list[tuple[int, int]], level: int = ZSTD_LEVEL) -> pa.Buffer:
     if PARSED_COLUMN in table.column_names:  # the footer says how many rows the field columns settle
         summary = settled_summary(table.column(PARSED_COLUMN).combine_chunks(),
                                   table.column(INEXACT_COLUMN).combine_chunks(),
@@ -73,7 +73,7 @@ def _parquet_bytes(table: pa.Table, bounds: list[tuple[int, int]]) -> pa.Buffer:
                   *(name for name in table.column_names if name.startswith(FIELD_PREFIX)),
                   *([f"{INEXACT_COLUMN}.list.element"] if INEXACT_COLUMN in table.column_names else [])]
     delta = {"ts": "DELTA_BINARY_PACKED"} if "ts" in table.column_names else None  # ~30 % smaller
-    with pq.ParquetWriter(sink, table.schema, compression="zstd", compression_level=ZSTD_LEVEL,
+    with pq.ParquetWriter(sink, table.schema, compression="zstd", compression_level=level,
                           use_dictionary=dictionary, column_encoding=delta,
                           write_statistics=["stream_id", "ts"]) as writer:
         for lo, hi in bounds:
@@ -83,7 +83,7 @@ def _parquet_bytes(table: pa.Table, bounds: list[tuple[int, int]]) -> pa.Buffer:
 
 def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, str],
                  row_group_size: int, max_fields: int = 0, words: tuple[str, ...] = (),
-                 index_files: bool = True) -> pa.Table:
+                 index_files: bool = True, level: int = ZSTD_LEVEL) -> pa.Table:
     """Write `entries` (ENTRIES or CHUNK schema) as chunk files, and an index file beside each
     unless the caller publishes the rows itself (the compactor); returns the index rows."""
     if entries.num_rows == 0:
@@ -120,7 +120,7 @@ def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, 
             part = part.replace_schema_metadata({**(part.schema.metadata or {}),
                                                  **rollups.footer_entry(levels, words)})
         bounds = _row_group_bounds(part.column("stream_id").to_numpy(), row_group_size)
-        root.write_atomic(chunk, _parquet_bytes(part, bounds))
+        root.write_atomic(chunk, _parquet_bytes(part, bounds, level))
         rows = _index_rows(part, chunk, streams)
         if index_files:
             write_index(root, index_path(tenant, day, name), rows)

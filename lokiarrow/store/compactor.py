@@ -48,6 +48,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TARGET_BYTES = 256 << 20   # of lines per compacted file
 DEFAULT_GRACE_NS = 10 * 60 * 10**9
+ZSTD_LEVEL = 6   # files written once and read for days: ~6 % smaller than a flush's level 1, 1.6x the time
 _FAILPOINT = os.environ.get("LOKIARROW_FAILPOINT", "")
 
 
@@ -182,7 +183,7 @@ def compact_day(tenant: TenantStore, day: str, target_bytes: int, report: Report
                                     if path in dirty else _read_chunk(root.full(path)) for path in group])
         s = tenant.settings
         written.append(write_chunks(root, name, entries, streams, s.row_group_size, s.field_columns,
-                                    s.rollup_words, index_files=False))
+                                    s.rollup_words, index_files=False, level=ZSTD_LEVEL))
         merged += group
         report.merged_files += len(group)
         report.written_files += 1
