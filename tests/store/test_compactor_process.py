@@ -68,22 +68,39 @@ def test_serve_compacts_on_its_timer_while_queries_go_on(start_server: Callable[
     seen: list[Any] = []
     stop = threading.Event()
 
+    pushed: list[int] = []
+
     def ask() -> None:
         while not stop.is_set():
             seen.append(_answers(server))
 
-    asker = threading.Thread(target=ask)
-    asker.start()
+    def write() -> None:   # pushes and flushes go on too, into other streams
+        with server.client() as http:
+            while not stop.is_set():
+                n = len(pushed)
+                push(http, {"job": "late"}, [[BASE_NS + n * 10**9, f"late {n}"]])
+                pushed.append(n)
+                if n % 5 == 0:
+                    assert http.post("/flush").status_code == 204
+
+    workers = [threading.Thread(target=ask), threading.Thread(target=write)]
+    for w in workers:
+        w.start()
     try:
         deadline = time.monotonic() + 30
-        while not _one_per_hour(server.data_dir) and time.monotonic() < deadline:
+        while not (merged := _one_per_hour(server.data_dir)) and time.monotonic() < deadline:
             time.sleep(0.2)
+        time.sleep(1.5)    # and a run more, with the writes
     finally:
         stop.set()
-        asker.join()
-    assert _one_per_hour(server.data_dir)                          # merged per hour, the old files gone
+        for w in workers:
+            w.join()
+    assert merged                                                  # one file per hour at some point
     assert seen and all(answer == before for answer in seen)       # every answer during the runs
     assert _answers(server) == before
+    with server.client() as http:
+        late = query(http, '{job="late"}', start=BASE_NS - HOUR, end=BASE_NS + 6 * HOUR, limit=5000)
+        assert sorted(int(line.split()[1]) for s in late["data"]["result"] for _, line in s["values"]) == pushed
 
 
 @pytest.mark.parametrize("step", ["written", "published", "swapped", "collecting"])
