@@ -47,3 +47,21 @@ def test_the_streams_view_reads_index_files_with_and_without_metadata_sets(tmp_p
     rows = con.sql("SELECT metadata, rows FROM streams ORDER BY metadata NULLS LAST").fetchall()
     assert rows == [('{"trace":"x"}', 5), ("{}", 5), (None, 5), (None, 5)]
     assert con.sql("SELECT count(*) FROM logs").fetchall() == [(10,)]
+
+
+def test_the_views_read_live_files_only_while_replaced_ones_wait_for_deletion(tmp_path: Path) -> None:
+    """After a compaction run, and before the next one deletes the files it replaced, every entry
+    is read once."""
+    from lokiarrow.store.compactor import compact_tenant
+
+    store = TenantStore(Root(str(tmp_path)), "t", Ingester())
+    for part in range(4):
+        store.push(entries([({"app": "a"}, part * 100 + i, f"line {part} {i}") for i in range(25)]))
+        store.flush()
+    compact_tenant(store, grace_ns=3600 * 10**9)
+    assert len(list((tmp_path / "t" / "chunks").rglob("*.parquet"))) == 5   # 4 replaced + 1 new
+    con = duckdb.connect()
+    con.execute("SET VARIABLE root = ?", [str(tmp_path / "t")])
+    con.execute(VIEWS.read_text())
+    assert con.sql("SELECT count(*), count(DISTINCT line) FROM logs").fetchall() == [(100, 100)]
+    assert con.sql("SELECT sum(rows) FROM streams").fetchall() == [(100,)]
