@@ -113,11 +113,18 @@ def main(argv: list[str] | None = None) -> int:
     serve_parser(commands.add_parser("compact", help="run the compactor once over a store no server is using"))
     from lokiarrow.agent.cli import agent_parser, command
     agent_parser(commands.add_parser("agent", help="tail log files and push them (reads Promtail's config)"))
+    query = commands.add_parser("query", help="run a LogQL query against a store's files or a server")
+    query.add_argument("-log.level", dest="log_level", default="warn", help="debug, info, warn or error")
+    from lokiarrow.query_cli import query_parser
+    query_parser(query)
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level.upper().replace("WARN", "WARNING"), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "agent":
         return command(args)
+    if args.command == "query":
+        from lokiarrow.query_cli import command as query_command
+        return query_command(args)
     try:
         return compact(args) if args.command == "compact" else serve(args)
     except LokiError as exc:
