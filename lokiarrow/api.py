@@ -120,11 +120,8 @@ class LocalStore(_Queries):
         return self._querier.series(self.tenant, [selector], start, end)
 
     def duckdb(self) -> duckdb.DuckDBPyConnection:
-        """A DuckDB connection with the store's views (sql/views.sql): `logs`, `streams`, `chunks`."""
-        con = duckdb.connect()
-        con.execute("SET VARIABLE root = ?", [f"{self._store.root.path}/{self.tenant}"])
-        con.execute(VIEWS.read_text())
-        return con
+        """A DuckDB connection with the views and macros of sql/views.sql over this tenant."""
+        return views(self._store.root.path, self.tenant)
 
     def sql(self, text: str, params: list[Any] | None = None) -> pl.DataFrame:
         """A SQL query over the views, as Polars (values bound as parameters, never pasted in)."""
@@ -166,6 +163,16 @@ class RemoteStore(_Queries):
 
     def close(self) -> None:
         self._http.close()
+
+
+def views(root: str, tenant: str = "*") -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the views and macros of sql/views.sql over a data folder (one
+    tenant, or '*' for all)."""
+    con = duckdb.connect()
+    con.execute("SET VARIABLE root = ?", [root])
+    con.execute("SET VARIABLE tenant = ?", [tenant])
+    con.execute(VIEWS.read_text())
+    return con
 
 
 # --- answers as frames -------------------------------------------------------------------------------

@@ -117,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     query.add_argument("-log.level", dest="log_level", default="warn", help="debug, info, warn or error")
     from lokiarrow.query_cli import query_parser
     query_parser(query)
+    sql = commands.add_parser("sql", help="DuckDB over a store's files (a console, or -c for scripts)")
+    sql.add_argument("-log.level", dest="log_level", default="warn", help="debug, info, warn or error")
+    from lokiarrow.sql_cli import sql_parser
+    sql_parser(sql)
     args = parser.parse_args(argv)
     logging.basicConfig(level=getattr(logging, args.log_level.upper().replace("WARN", "WARNING"), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -125,6 +129,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "query":
         from lokiarrow.query_cli import command as query_command
         return query_command(args)
+    if args.command == "sql":
+        from lokiarrow.sql_cli import command as sql_command
+        return sql_command(args)
     try:
         return compact(args) if args.command == "compact" else serve(args)
     except LokiError as exc:

@@ -1,24 +1,46 @@
--- DuckDB views over a lokiarrow store. Set the root first, e.g.:
---   SET VARIABLE root = '/path/to/data/fake';
--- streams: one row per stream, chunk file and metadata set (the index); chunks: the entries;
--- logs: entries with labels.
+-- DuckDB views over a lokiarrow store, and a few macros. Set the store's data folder first (and a
+-- tenant, or '*' for all of them):
+--   SET VARIABLE root = '/path/to/data'; SET VARIABLE tenant = 'fake';
+-- streams: one row per stream, chunk file and metadata set (the index); chunks: the entries as
+-- stored; logs: the entries with their tenant, day, time and labels. A filter on `day` reads only
+-- that day's files (the folders are hive partitions).
 -- Only live files count: an index file the compactor wrote names, in its footer
 -- (lokiarrow.supersedes), the index files it replaces, and the chunk files only those named stay
 -- on disk until the compactor deletes them (store/compactor.py).
 CREATE OR REPLACE VIEW superseded AS
-  SELECT DISTINCT regexp_extract(unnest(from_json(decode(value), '["VARCHAR"]')), 'index/.*$') AS file
-  FROM parquet_kv_metadata(getvariable('root') || '/index/day=*/*.parquet')
+  SELECT DISTINCT regexp_extract(unnest(from_json(decode(value), '["VARCHAR"]')), '[^/]+/index/.*$') AS file
+  FROM parquet_kv_metadata(getvariable('root') || '/' || getvariable('tenant') || '/index/day=*/*.parquet')
   WHERE decode(key) = 'lokiarrow.supersedes';
 CREATE OR REPLACE VIEW streams AS
-  SELECT * EXCLUDE (filename)
-  FROM read_parquet(getvariable('root') || '/index/day=*/*.parquet', hive_partitioning = true,
-                    union_by_name = true, filename = true)  -- older index files have no metadata column
-  WHERE regexp_extract(filename, 'index/.*$') NOT IN (SELECT file FROM superseded);
+  SELECT regexp_extract(filename, '([^/]+)/index/day=', 1) AS tenant, * EXCLUDE (filename)
+  FROM read_parquet(getvariable('root') || '/' || getvariable('tenant') || '/index/day=*/*.parquet',
+                    hive_partitioning = true, union_by_name = true, filename = true)  -- older files lack metadata
+  WHERE regexp_extract(filename, '[^/]+/index/.*$') NOT IN (SELECT file FROM superseded);
 CREATE OR REPLACE VIEW chunks AS
-  SELECT * EXCLUDE (filename)
-  FROM read_parquet(getvariable('root') || '/chunks/day=*/*.parquet', hive_partitioning = true,
-                    union_by_name = true, filename = true)  -- files differ in their parsed-field columns
-  WHERE regexp_extract(filename, 'chunks/.*$') IN (SELECT DISTINCT regexp_extract(chunk, 'chunks/.*$') FROM streams);
+  SELECT regexp_extract(filename, '([^/]+)/chunks/day=', 1) AS tenant, * EXCLUDE (filename)
+  FROM read_parquet(getvariable('root') || '/' || getvariable('tenant') || '/chunks/day=*/*.parquet',
+                    hive_partitioning = true, union_by_name = true, filename = true)  -- field columns differ
+  WHERE regexp_extract(filename, '[^/]+/chunks/.*$') IN (SELECT DISTINCT chunk FROM streams);
+-- logs reads the columns every chunk file has, without union_by_name (which opens every file to
+-- merge schemas), so that a filter on `day` skips the other days' files
 CREATE OR REPLACE VIEW logs AS
-  SELECT c.stream_id, s.labels, make_timestamp_ns(c.ts) AS time, c.ts, c.line, c.metadata, c.day
-  FROM chunks c JOIN (SELECT DISTINCT stream_id, labels FROM streams) s USING (stream_id);
+  SELECT c.tenant, c.day, make_timestamp_ns(c.ts) AS timestamp, c.ts, c.stream_id, s.labels, c.line, c.metadata
+  FROM (SELECT regexp_extract(filename, '([^/]+)/chunks/day=', 1) AS tenant, day, ts, stream_id, line, metadata
+        FROM read_parquet(getvariable('root') || '/' || getvariable('tenant') || '/chunks/day=*/*.parquet',
+                          hive_partitioning = true, filename = true)
+        WHERE regexp_extract(filename, '[^/]+/chunks/.*$') IN (SELECT DISTINCT chunk FROM streams)) c
+  JOIN (SELECT DISTINCT tenant, stream_id, labels FROM streams) s USING (tenant, stream_id);
+
+-- logql_labels(stream_id): a stream's labels as LogQL writes them, e.g. {app="web", env="prod"}
+CREATE OR REPLACE MACRO logql_labels(sid) AS (SELECT any_value(labels) FROM streams WHERE stream_id = sid);
+-- label(labels, name): one label's value from that text ('' when the stream has none)
+CREATE OR REPLACE MACRO label(labels, name) AS
+  regexp_extract(labels, '(?:\{|, )' || name || '="((?:[^"\\]|\\.)*)"', 1);
+-- json_field(line, path): a field of a JSON line ('a' or 'a.b'), NULL when the line is not JSON
+CREATE OR REPLACE MACRO json_field(line, path) AS
+  CASE WHEN json_valid(line) THEN json_extract_string(line, '$.' || path) END;
+-- level(line): the line's level, as Loki's detected_level reads JSON and logfmt lines ('unknown')
+CREATE OR REPLACE MACRO level(line) AS lower(coalesce(
+  nullif(regexp_extract(line, '"(?:level|lvl|severity|LEVEL|Level)"\s*:\s*"([A-Za-z]+)"', 1), ''),
+  nullif(regexp_extract(line, '(?:^|\s)(?:level|lvl|severity)=([A-Za-z]+)', 1), ''),
+  'unknown'));

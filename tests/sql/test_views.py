@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import duckdb
 import pyarrow.parquet as pq
 
+from lokiarrow.api import views
 from lokiarrow.config import Ingester
 from lokiarrow.store.fs import Root
 from lokiarrow.store.tenant import TenantStore
 from tests.store.helpers import entries
-
-VIEWS = Path(__file__).resolve().parents[2] / "sql" / "views.sql"
 
 
 def test_views_over_files_with_different_field_columns(tmp_path: Path) -> None:
@@ -23,9 +21,7 @@ def test_views_over_files_with_different_field_columns(tmp_path: Path) -> None:
     store.flush()
     store.push(entries([({"app": "plain"}, 200 + i, f"plain line {i}") for i in range(50)]))
     store.flush()
-    con = duckdb.connect()
-    con.execute("SET VARIABLE root = ?", [str(tmp_path / "t")])
-    con.execute(VIEWS.read_text())
+    con = views(str(tmp_path), "t")
     assert con.sql("SELECT count(*) FROM logs").fetchall() == [(150,)]
     per_app = con.sql("SELECT labels, count(*) FROM logs GROUP BY labels ORDER BY labels").fetchall()
     assert per_app == [('{app="json"}', 50), ('{app="logfmt"}', 50), ('{app="plain"}', 50)]
@@ -41,9 +37,7 @@ def test_the_streams_view_reads_index_files_with_and_without_metadata_sets(tmp_p
     [index] = list((tmp_path / "t" / "index").rglob("*.parquet"))
     older = pq.read_table(index).drop_columns(["metadata"])  # as written before metadata sets
     pq.write_table(older, index.with_name("older.parquet"))
-    con = duckdb.connect()
-    con.execute("SET VARIABLE root = ?", [str(tmp_path / "t")])
-    con.execute(VIEWS.read_text())
+    con = views(str(tmp_path), "t")
     rows = con.sql("SELECT metadata, rows FROM streams ORDER BY metadata NULLS LAST").fetchall()
     assert rows == [('{"trace":"x"}', 5), ("{}", 5), (None, 5), (None, 5)]
     assert con.sql("SELECT count(*) FROM logs").fetchall() == [(10,)]
@@ -60,8 +54,33 @@ def test_the_views_read_live_files_only_while_replaced_ones_wait_for_deletion(tm
         store.flush()
     compact_tenant(store, grace_ns=3600 * 10**9)
     assert len(list((tmp_path / "t" / "chunks").rglob("*.parquet"))) == 5   # 4 replaced + 1 new
-    con = duckdb.connect()
-    con.execute("SET VARIABLE root = ?", [str(tmp_path / "t")])
-    con.execute(VIEWS.read_text())
+    con = views(str(tmp_path), "t")
     assert con.sql("SELECT count(*), count(DISTINCT line) FROM logs").fetchall() == [(100, 100)]
     assert con.sql("SELECT sum(rows) FROM streams").fetchall() == [(100,)]
+
+
+def test_logs_columns_macros_and_day_pruning(tmp_path: Path) -> None:
+    store = TenantStore(Root(str(tmp_path)), "t", Ingester())
+    day = 86_400 * 10**9
+    store.push(entries([({"app": "web", "env": "prod"}, i * day + 5, line) for i, line in enumerate(
+        ['{"level":"ERROR","req":{"id":"r1"}}', "level=warn msg=slow", "plain text"])]))
+    store.flush()
+    other = TenantStore(Root(str(tmp_path)), "u", Ingester())
+    other.push(entries([({"app": "web"}, 5, "other tenant")]))
+    other.flush()
+    con = views(str(tmp_path), "t")
+    rows = con.sql("SELECT tenant, day, timestamp, label(labels, 'env'), level(line), json_field(line, 'req.id') "
+                   "FROM logs ORDER BY ts").fetchall()
+    assert [(r[0], str(r[1]), r[2].isoformat(), r[3], r[4], r[5]) for r in rows] == [
+        ("t", "1970-01-01", "1970-01-01T00:00:00", "prod", "error", "r1"),
+        ("t", "1970-01-02", "1970-01-02T00:00:00", "prod", "warn", None),
+        ("t", "1970-01-03", "1970-01-03T00:00:00", "prod", "unknown", None)]
+    [sid] = con.sql("SELECT DISTINCT stream_id FROM logs").fetchall()[0]
+    assert con.sql("SELECT logql_labels(?)", params=[sid]).fetchall() == [('{app="web", env="prod"}',)]
+    assert con.sql("SELECT label('{app=\"x\", xapp=\"y\"}', 'app')").fetchall() == [("x",)]
+    everyone = views(str(tmp_path), "*")
+    assert everyone.sql("SELECT tenant, count(*) FROM logs GROUP BY ALL ORDER BY 1").fetchall() == [("t", 3), ("u", 1)]
+    # a day filter reads that day's folder only: a broken file elsewhere is never opened
+    [broken] = (tmp_path / "t" / "chunks" / "day=1970-01-03").glob("*.parquet")
+    broken.write_bytes(b"not parquet")
+    assert con.sql("SELECT line FROM logs WHERE day = '1970-01-02'").fetchall() == [("level=warn msg=slow",)]
