@@ -13,8 +13,9 @@
 on; entries the server has not flushed yet are not in the files. Times: a `datetime` (naive ones
 are UTC), a `timedelta` or a duration text (`"1h"`) back from now, ns since the epoch, or RFC 3339
 text; by default the last hour, as Loki. Answers: `timestamp` (UTC, ns) and `labels` (a struct of
-every label name in the answer) with `line` for log queries, `value` for metric ones; polars'
-`to_arrow()` gives Arrow.
+every label name in the answer); for log queries `line`, `metadata` (structured metadata) and
+`parsed` (labels the pipeline extracted), apart from the stream labels as Grafana asks for them;
+for metric queries `value`. Polars' `to_arrow()` gives Arrow.
 """
 
 from __future__ import annotations
@@ -106,7 +107,10 @@ class LocalStore(_Queries):
         self._querier = Querier(self._store, OPEN_LIMITS)
 
     def _range(self, logql: str, start: int, end: int, limit: int, backward: bool, step_ns: int) -> dict[str, Any]:
-        return self._querier.query_range(self.tenant, RangeRequest(logql, start, end, limit, backward, step_ns))
+        data = self._querier.query_range(self.tenant, RangeRequest(logql, start, end, limit, backward, step_ns))
+        if hasattr(data["result"], "categorized"):   # stream labels apart from metadata and parsed ones
+            data = {**data, "result": data["result"].categorized()}
+        return data
 
     def _instant(self, logql: str, at: int) -> dict[str, Any]:
         return self._querier.query_instant(self.tenant, logql, at)
@@ -139,16 +143,17 @@ class RemoteStore(_Queries):
             sent["X-Scope-OrgID"] = tenant
         self._http = httpx.Client(base_url=url.rstrip("/"), headers=sent, timeout=300)
 
-    def _get(self, path: str, params: dict[str, Any]) -> Any:
-        answer = self._http.get(path, params=params)
+    def _get(self, path: str, params: dict[str, Any], headers: dict[str, str] | None = None) -> Any:
+        answer = self._http.get(path, params=params, headers=headers)
         if answer.status_code != 200:
             raise BadRequest(f"{path} answered {answer.status_code}: {answer.text.strip()}")
         return answer.json()["data"]
 
     def _range(self, logql: str, start: int, end: int, limit: int, backward: bool, step_ns: int) -> dict[str, Any]:
-        return self._get("/loki/api/v1/query_range", {
+        return self._get("/loki/api/v1/query_range", {  # type: ignore[no-any-return]
             "query": logql, "start": start, "end": end, "limit": limit,
-            "direction": "backward" if backward else "forward", "step": f"{step_ns / 1e9:g}"})  # type: ignore[no-any-return]
+            "direction": "backward" if backward else "forward", "step": f"{step_ns / 1e9:g}"},
+            {"X-Loki-Response-Encoding-Flags": "categorize-labels"})
 
     def _instant(self, logql: str, at: int) -> dict[str, Any]:
         return self._get("/loki/api/v1/query", {"query": logql, "time": at})  # type: ignore[no-any-return]
@@ -182,20 +187,27 @@ def frame(data: dict[str, Any], backward: bool = True) -> pl.DataFrame:
     entries in the query's direction across streams (newest first when `backward`)."""
     kind = data["resultType"]
     if kind == "streams":
-        rows = [(int(v[0]), s["stream"], v[1]) for s in data["result"] for v in s["values"]]
-        rows.sort(key=lambda r: -r[0] if backward else r[0])
-        return pl.DataFrame({"timestamp": _times([r[0] for r in rows]), "labels": _struct([r[1] for r in rows]),
-                             "line": pl.Series([r[2] for r in rows], dtype=pl.String)})
+        return _entries(data["result"], backward)
     if kind == "matrix":
-        rows = [(v[0], s["metric"], v[1]) for s in data["result"] for v in s["values"]]
+        points = [(v[0], s["metric"], v[1]) for s in data["result"] for v in s["values"]]
     elif kind == "vector":
-        rows = [(s["value"][0], s["metric"], s["value"][1]) for s in data["result"]]
+        points = [(s["value"][0], s["metric"], s["value"][1]) for s in data["result"]]
     else:
         at, value = data["result"]
-        rows = [(at, {}, value)]
-    return pl.DataFrame({"timestamp": _times([round(float(r[0]) * 1e9) for r in rows]),
-                         "labels": _struct([r[1] for r in rows]),
-                         "value": pl.Series([float(r[2]) for r in rows], dtype=pl.Float64)})
+        points = [(at, {}, value)]
+    return pl.DataFrame({"timestamp": _times([round(float(p[0]) * 1e9) for p in points]),
+                         "labels": _struct([p[1] for p in points]),
+                         "value": pl.Series([float(p[2]) for p in points], dtype=pl.Float64)})
+
+
+def _entries(streams: list[dict[str, Any]], backward: bool) -> pl.DataFrame:
+    """A streams answer's entries (plain, or categorized: [ts, line, {structuredMetadata, parsed}])."""
+    rows = [(int(v[0]), s["stream"], v[1], v[2] if len(v) > 2 else {}) for s in streams for v in s["values"]]
+    rows.sort(key=lambda r: -r[0] if backward else r[0])
+    return pl.DataFrame({"timestamp": _times([r[0] for r in rows]), "labels": _struct([r[1] for r in rows]),
+                         "line": pl.Series([r[2] for r in rows], dtype=pl.String),
+                         "metadata": _struct([r[3].get("structuredMetadata", {}) for r in rows]),
+                         "parsed": _struct([r[3].get("parsed", {}) for r in rows])})
 
 
 def _times(ns: list[int]) -> pl.Series:
@@ -205,7 +217,7 @@ def _times(ns: list[int]) -> pl.Series:
 def _struct(labels: list[dict[str, str]]) -> pl.Series:
     names = sorted({k for one in labels for k in one})
     if not names:
-        return pl.Series([None] * len(labels), dtype=pl.Struct({"": pl.String}))
+        return pl.Series([None] * len(labels), dtype=pl.Struct([]))
     return pl.Series([{n: one.get(n) for n in names} for one in labels],
                      dtype=pl.Struct(dict.fromkeys(names, pl.String)))
 

@@ -79,7 +79,9 @@ def write(df: pl.DataFrame, output: str, out: TextIO, color: bool = False) -> No
     """A query's frame as the chosen output."""
     metric = "value" in df.columns
     for row in df.iter_rows(named=True):
-        labels = {k: v for k, v in (row["labels"] or {}).items() if v is not None}
+        # stream labels, structured metadata and parsed labels together, as Loki's plain answer has them
+        merged = {**(row["labels"] or {}), **(row.get("metadata") or {}), **(row.get("parsed") or {})}
+        labels = {k: v for k, v in merged.items() if v is not None}
         stamp = row["timestamp"].isoformat().replace("+00:00", "Z")
         if output == "jsonl":
             item = {"timestamp": stamp, "labels": labels, ("value" if metric else "line"):

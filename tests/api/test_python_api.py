@@ -33,14 +33,16 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 def test_log_queries_as_frames_equal_the_servers_answers(served: Server) -> None:
     store = lokiarrow.open(served.data_dir)
     df = store.query('{app="web"} | json | level="error"', start=T0, end=T0 + timedelta(hours=1), limit=100)
-    assert df.columns == ["timestamp", "labels", "line"]
+    assert df.columns == ["timestamp", "labels", "line", "metadata", "parsed"]
     assert df.schema["timestamp"] == pl.Datetime("ns", "UTC")
     with served.client() as http:
         answer = query(http, '{app="web"} | json | level="error"', start=BASE_NS, end=BASE_NS + HOUR, limit=100)
     expected = sorted((int(ts), line) for s in answer["data"]["result"] for ts, line in s["values"])
     got = sorted(zip(df["timestamp"].dt.epoch("ns").to_list(), df["line"].to_list(), strict=True))
     assert got == expected and len(got) == 10
-    assert set(df["labels"].struct.field("level").to_list()) == {"error"}
+    assert set(df["parsed"].struct.field("level").to_list()) == {"error"}            # from | json
+    assert set(df["metadata"].struct.field("detected_level").to_list()) == {"error"}       # Loki 3 enrichment
+    assert df["labels"].struct.fields == ["app", "env", "service_name"]             # the stream's own
     assert df["labels"].struct.field("app").to_list() == ["web"] * 10
     forward = store.query('{app="db"}', start=BASE_NS, end=BASE_NS + HOUR, limit=3, direction="forward")
     assert forward["line"].to_list() == [f'{{"level":"{lv}","n":{i}}}' for i, lv in enumerate(["info", "error", "info"])]
