@@ -38,6 +38,8 @@ def query_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", "-o", choices=("raw", "jsonl", "table"), default="table")
     parser.add_argument("--tail", action="store_true", help="follow a server's new entries")
     parser.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    parser.add_argument("--progress-after", default=2000, type=_milliseconds, metavar="DURATION",
+                        help="with --path on a terminal: a progress bar for scans longer than this (default 2s)")
 
 
 def command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
@@ -52,6 +54,8 @@ def command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             print("error: --tail follows a server: give --addr", file=sys.stderr)
             return 1
         return asyncio.run(_tail(_addr(args), args, out, color))
+    if args.path and out.isatty():
+        _progress_bar(args.progress_after)
     store = open_store(args.path, args.tenant or DEFAULT_TENANT) if args.path else connect(_addr(args), args.tenant)
     try:
         df = store.query(args.logql, start=_time(args.start or args.since), end=_time(args.end), limit=args.limit,
@@ -64,6 +68,22 @@ def command(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             store.close()
     write(df, args.output, out, color)
     return 0
+
+
+def _milliseconds(text: str) -> int:
+    from lokiarrow.units import parse_duration_ns
+    try:
+        return parse_duration_ns(text) // 10**6
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _progress_bar(after_ms: int) -> None:
+    """DuckDB's own progress bar on the local scans (it draws on the terminal)."""
+    from lokiarrow.exec import duck
+
+    duck.SESSION_SETTINGS += ["SET enable_progress_bar = true", "SET enable_progress_bar_print = true",
+                              f"SET progress_bar_time = {int(after_ms)}"]
 
 
 def _addr(args: argparse.Namespace) -> str:

@@ -3,7 +3,9 @@
 --   SET VARIABLE root = '/path/to/data'; SET VARIABLE tenant = 'fake';
 -- streams: one row per stream, chunk file and metadata set (the index); chunks: the entries as
 -- stored; logs: the entries with their tenant, day, time and labels. A filter on `day` reads only
--- that day's files (the folders are hive partitions).
+-- that day's files (the folders are hive partitions); one on `ts` (ns), such as
+-- `ts >= epoch_ns(TIMESTAMP '2026-01-19 10:00')`, reads only the row groups of that span (files keep
+-- ts statistics). `timestamp` is computed from ts: a filter on it reads everything.
 -- Only live files count: an index file the compactor wrote names, in its footer
 -- (lokiarrow.supersedes), the index files it replaces, and the chunk files only those named stay
 -- on disk until the compactor deletes them (store/compactor.py).

@@ -4,15 +4,23 @@ output, errors on stderr with exit 1, and `--tail` following new entries."""
 from __future__ import annotations
 
 import json
+import os
+import pty
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
+from lokiarrow.config import Ingester
+from lokiarrow.store.fs import Root
+from lokiarrow.store.tenant import TenantStore
 from tests.conftest import PERMISSIVE, ROOT, Server
 from tests.server.pushing import BASE_NS, push
+from tests.store.helpers import entries
 
 SPAN = ["--from", str(BASE_NS - 10**9), "--to", str(BASE_NS + 3600 * 10**9)]
 
@@ -70,3 +78,34 @@ def test_tail_follows_new_entries(served: Server) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def test_a_long_local_scan_shows_a_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    """On a terminal (a pseudo-terminal here), DuckDB's progress bar draws while the files are
+    scanned (`--progress-after 0s`: at once), then the answer; piped output never gets it (above)."""
+    store = TenantStore(Root(str(tmp_path)), "fake", Ingester())
+    store.push(entries([({"app": "a", "n": str(i % 50)}, BASE_NS + i * 10**6, f"line {i} abcabcabc xyz {i * 7}")
+                        for i in range(200_000)]))
+    store.flush()
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "lokiarrow.cli", "query",
+                             'sum(count_over_time({app="a"} |~ "(a|b)+c.*9" [1h]))', "--path", str(tmp_path),
+                             *SPAN, "--step", "1h", "--progress-after", "0s", "-o", "raw"],
+                            cwd=ROOT, stdout=secondary, stderr=subprocess.PIPE)
+    os.close(secondary)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(primary, 4096)
+        except OSError:   # the other end closed
+            break
+        if not chunk:
+            break
+        shown += chunk
+    assert proc.wait(60) == 0
+    assert b"100%" in shown and b"elapsed" in shown
+    assert shown.rstrip().endswith(b"\x1b[34m{}\x1b[0m " + str(sum(1 for i in range(200_000) if _hit(i))).encode())
+
+
+def _hit(i: int) -> bool:
+    return re.search(r"(a|b)+c.*9", f"line {i} abcabcabc xyz {i * 7}") is not None

@@ -31,6 +31,7 @@ _db: duckdb.DuckDBPyConnection | None = None
 _lock = threading.Lock()
 
 T = TypeVar("T")
+SESSION_SETTINGS: list[str] = []   # run on each new cursor (`lokiarrow query` turns the progress bar on)
 INTERRUPT_EVERY_S = 0.05
 DEADLINE_EXCEEDED = ("request timed out, decrease the duration of the request or add more label matchers "
                      "(prefer exact match over regex match) to reduce the amount of data processed")
@@ -58,6 +59,8 @@ def cursor() -> duckdb.DuckDBPyConnection:
                 _db.execute("LOAD parquet")
                 _db.execute("SET parquet_metadata_cache = true")
             cur = _local.cursor = _db.cursor()
+            for statement in SESSION_SETTINGS:
+                cur.execute(statement)
     deadline: Deadline | None = getattr(_local, "deadline", None)
     if deadline is not None:
         deadline.attach(cur)

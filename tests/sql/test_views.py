@@ -84,3 +84,17 @@ def test_logs_columns_macros_and_day_pruning(tmp_path: Path) -> None:
     [broken] = (tmp_path / "t" / "chunks" / "day=1970-01-03").glob("*.parquet")
     broken.write_bytes(b"not parquet")
     assert con.sql("SELECT line FROM logs WHERE day = '1970-01-02'").fetchall() == [("level=warn msg=slow",)]
+
+
+def test_a_ts_filter_reads_only_the_row_groups_of_its_span(tmp_path: Path) -> None:
+    store = TenantStore(Root(str(tmp_path)), "t", Ingester())
+    day = 86_400 * 10**9
+    for d in range(3):
+        store.push(entries([({"app": "a"}, d * day + i * 10**9, f"day {d} {i}") for i in range(100)]))
+        store.flush()
+    con = views(str(tmp_path), "t")
+    q = "SELECT count(*) FROM logs WHERE ts >= epoch_ns(TIMESTAMP '1970-01-03')"
+    assert con.sql(q).fetchall() == [(100,)]
+    plan = con.sql("EXPLAIN ANALYZE " + q).fetchall()[0][1]
+    chunk_scan = plan[plan.index("ts >= 172800000000000"):]
+    assert "Row Groups Scanned: 1 / 3" in chunk_scan   # the other two days' data is never read
