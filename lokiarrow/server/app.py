@@ -30,8 +30,8 @@ from lokiarrow.server import (
 from lokiarrow.server.deps import Services
 from lokiarrow.server.grpc_api import serve_grpc
 from lokiarrow.server.telemetry import RequestTimer, Telemetry
-from lokiarrow.store.compactor import retention_of
 from lokiarrow.store.fs import Root
+from lokiarrow.store.retention import retention_of
 from lokiarrow.store.store import Store
 
 log = logging.getLogger(__name__)

@@ -1,19 +1,21 @@
 """Compaction: a day's many small chunk files (one per flush and hour) merged into few large ones,
-and the day's index files into one, while queries and pushes go on.
+the day's index files into one, expired streams (store/retention.py) and deleted lines
+(store/deletes.py) left out, while queries and pushes go on.
 
 Per tenant and day, in steps that each leave a correct store if the process dies after them:
-1. Collect: files no live index file names (left by a run that died, or replaced by the last run)
-   are deleted once older than `grace` (their name starts with their creation time): a query
-   that took its file list before the last swap has had time to finish reading them.
-2. Read the day's live index files. Per UTC hour, the chunk files are taken in creation order
-   and grouped up to `target_bytes` of lines; a group of two or more files is read and written
-   again as one sorted file (with its rollup), without an index file.
-3. Publish one index file holding every row of the day, the merged files' rows replaced by the
+1. Collect: files no live index file names (replaced by an earlier run, or left by one that died)
+   are deleted once `grace` has passed since they were replaced (or created): a query that took
+   its file list before the swap has had time to finish reading them.
+2. Read the day's live index files; drop the rows of expired streams. Per UTC hour, the chunk
+   files are taken in creation order and grouped up to `target_bytes` of lines; a group of two or
+   more files, or one holding expired streams or deleted lines, is read and written again as one
+   sorted file (with its rollup) without them, and without an index file.
+3. Publish one index file holding every row of the day, the rewritten files' rows replaced by the
    new files' rows; its footer names the index files it supersedes (store/index.py), so the
    replacement is one atomic write. A run that dies before this leaves only unreferenced new
    chunk files, which step 1 removes later.
 4. Swap the tenant's in-memory index (queries now read the new files), under the tenant's lock.
-Rows are kept as they are: a query answers the same entries before, during and after a run.
+Other rows are kept as they are: a query answers the same before, during and after a run.
 
 `LOKIARROW_FAILPOINT=compactor:<step>` (written, published, swapped, collecting) makes the process
 exit at once at that step: the crash tests kill runs there.
@@ -32,17 +34,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from lokiarrow.config import Limits
-from lokiarrow.errors import BadRequest, LokiError
-from lokiarrow.logql.parser import parse_matchers
-from lokiarrow.model import Labels, Matcher
+from lokiarrow.model import Labels
 from lokiarrow.store import names
 from lokiarrow.store.chunks import NS_PER_HOUR, write_chunks, write_index
 from lokiarrow.store.deletes import DeleteRequests, Deletion
 from lokiarrow.store.index import SUPERSEDES_KEY, live_index_files, superseded_by
+from lokiarrow.store.retention import KEEP_FOREVER, Retention
 from lokiarrow.store.schema import CHUNK, INDEX
 from lokiarrow.store.tenant import TenantStore
-from lokiarrow.units import parse_duration_ns
 
 log = logging.getLogger(__name__)
 
@@ -71,64 +70,6 @@ class Report:
     deleted_files: list[str] = field(default_factory=list)
 
 
-@dataclass(frozen=True)
-class RetentionRule:
-    """A `retention_stream` rule: streams its selector matches keep `period_ns`."""
-
-    matchers: tuple[Matcher, ...]
-    period_ns: int
-    priority: int = 0
-
-
-@dataclass(frozen=True)
-class Retention:
-    """A tenant's retention (Loki's `retention_period` and `retention_stream`); 0: forever."""
-
-    period_ns: int = 0
-    rules: tuple[RetentionRule, ...] = ()
-
-    def period_for(self, labels: Labels) -> int:
-        """The rule of the highest priority matching the stream (of equal ones, the shortest
-        period), else `period_ns`, as Loki decides."""
-        best: RetentionRule | None = None
-        for rule in self.rules:
-            if all(m.matches_labels(labels) for m in rule.matchers) and (
-                    best is None or rule.priority > best.priority
-                    or (rule.priority == best.priority and rule.period_ns <= best.period_ns)):
-                best = rule
-        return best.period_ns if best is not None else self.period_ns
-
-    def expired(self, rows: pa.Table, labels_of: dict[int, Labels], now_ns: int) -> pa.Array:
-        """Per index row: is all of it older than its stream's retention?"""
-        if not self.period_ns and not self.rules:
-            return pa.array([False] * rows.num_rows, pa.bool_())
-        periods = {sid: self.period_for(labels_of[sid]) for sid in set(rows.column("stream_id").to_pylist())}
-        return pa.array([p > 0 and hi < now_ns - p for sid, hi in zip(
-            rows.column("stream_id").to_pylist(), rows.column("max_ts").to_pylist(), strict=True)
-            for p in (periods[sid],)], pa.bool_())
-
-
-MIN_STREAM_PERIOD_NS = 24 * 3600 * 10**9   # Loki refuses shorter retention_stream periods
-
-
-def retention_of(limits: Limits) -> Retention:
-    """A tenant's Retention from its limits; BadRequest names a rule Loki would refuse."""
-    rules = []
-    for i, rule in enumerate(limits.retention_stream):
-        where = f"retention_stream[{i}]"
-        if not isinstance(rule, dict) or "selector" not in rule or "period" not in rule:
-            raise BadRequest(f"invalid {where}: a rule needs a selector and a period")
-        try:
-            matchers = parse_matchers(str(rule["selector"]))
-            period = parse_duration_ns(str(rule["period"]))
-        except (LokiError, ValueError) as exc:
-            raise BadRequest(f"invalid {where}: {exc}") from None
-        if period < MIN_STREAM_PERIOD_NS:
-            raise BadRequest(f"invalid {where}: retention period must be >= 24h, was {rule['period']}")
-        rules.append(RetentionRule(matchers, period, int(rule.get("priority", 0))))
-    return Retention(limits.retention_period, tuple(rules))
-
-
 def compact_tenant(tenant: TenantStore, target_bytes: int = DEFAULT_TARGET_BYTES,
                    grace_ns: int = DEFAULT_GRACE_NS, now_ns: int | None = None,
                    retention: Retention | None = None, deletes_after_ns: int | None = None) -> Report:
@@ -146,7 +87,7 @@ def compact_tenant(tenant: TenantStore, target_bytes: int = DEFAULT_TARGET_BYTES
         tenant.flush()
     days = sorted({_day(path) for path in tenant.root.glob(f"{tenant.tenant}/index/day=*/*.parquet")})
     for day in days:
-        compact_day(tenant, day, target_bytes, report, retention or Retention(), now, deletion)
+        compact_day(tenant, day, target_bytes, report, retention or KEEP_FOREVER, now, deletion)
     if due:
         requests.mark_processed({r.request_id for r in due})
         report.deletes_processed += len(due)
@@ -154,7 +95,7 @@ def compact_tenant(tenant: TenantStore, target_bytes: int = DEFAULT_TARGET_BYTES
 
 
 def compact_day(tenant: TenantStore, day: str, target_bytes: int, report: Report,
-                retention: Retention = Retention(), now_ns: int = 0, deletion: Deletion | None = None) -> None:
+                retention: Retention = KEEP_FOREVER, now_ns: int = 0, deletion: Deletion | None = None) -> None:
     root, name = tenant.root, tenant.tenant
     live = live_index_files(root, name, day)
     if not live:

@@ -13,8 +13,9 @@ import threading
 from collections.abc import Callable
 
 from lokiarrow.config import Compactor, Ingester, Limits
-from lokiarrow.store.compactor import Report, compact_tenant, retention_of
+from lokiarrow.store.compactor import Report, compact_tenant
 from lokiarrow.store.fs import Root
+from lokiarrow.store.retention import retention_of
 from lokiarrow.store.tenant import TenantStore
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,8 @@ import pyarrow.parquet as pq
 from lokiarrow.config import Ingester, Limits
 from lokiarrow.exec.engine import Querier, RangeRequest
 from lokiarrow.logql.parser import parse_matchers
-from lokiarrow.store.compactor import Retention, RetentionRule, compact_tenant
+from lokiarrow.store.compactor import compact_tenant
+from lokiarrow.store.retention import Retention, RetentionRule
 from lokiarrow.store.store import Store
 from tests.store.helpers import entries
 
