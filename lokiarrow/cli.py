@@ -54,18 +54,24 @@ def load_config(args: argparse.Namespace) -> Config:
     return replace(config, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def serve(args: argparse.Namespace) -> int:
+def _release_memory_early() -> None:
+    """jemalloc hands freed memory back to the OS within 0.2 s: RSS falls after each flush (or
+    compacted group), while a query's buffers are reused rather than faulted in again (0 ms measured
+    10 % slower queries)."""
     import pyarrow as pa
-    import uvicorn
-
-    from lokiarrow.server.app import create_app
-
-    try:  # jemalloc hands freed memory back to the OS within 0.2 s: RSS falls after each flush, while
-        # a query's buffers are reused rather than faulted in again (0 ms measured 10 % slower queries)
+    try:
         pa.set_memory_pool(pa.jemalloc_memory_pool())
         pa.jemalloc_set_decay_ms(200)
     except NotImplementedError:
         pass
+
+
+def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from lokiarrow.server.app import create_app
+
+    _release_memory_early()
 
     config = load_config(args)
     if config.target not in ("all", "write", "read", "backend"):
@@ -83,6 +89,7 @@ def compact(args: argparse.Namespace) -> int:
     from lokiarrow.store.store import Store
 
     config = load_config(args)
+    _release_memory_early()
     try:
         lock = Root(config.path_prefix).lock()
     except StoreInUse as exc:

@@ -91,6 +91,7 @@ def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, 
     # one stable sort by (hour, stream, time), of the chunk columns only: each hour is then a
     # zero-copy slice, and memory holds one sorted copy of the head at most
     data = entries.select(CHUNK.names).cast(CHUNK)
+    del entries   # the caller may hand over its only reference: the sorted copy replaces it
     hours = pc.divide(data.column("ts"), pa.scalar(NS_PER_HOUR, pa.int64()))
     keyed = data.append_column("hour", hours)
     order = pc.sort_indices(keyed, [("hour", "ascending"), ("stream_id", "ascending"), ("ts", "ascending")])

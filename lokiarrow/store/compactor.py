@@ -120,11 +120,13 @@ def compact_day(tenant: TenantStore, day: str, target_bytes: int, report: Report
     for group in _groups(rows, target_bytes):
         if len(group) < 2 and not dirty.intersection(group):
             continue
-        entries = pa.concat_tables([_read_chunk(root.full(path), wanted[path], deletion, labels_of)
-                                    if path in dirty else _read_chunk(root.full(path)) for path in group])
         s = tenant.settings
-        written.append(write_chunks(root, name, entries, streams, s.row_group_size, s.field_columns,
-                                    s.rollup_words, index_files=False, level=ZSTD_LEVEL))
+        # the group's entries go straight in: write_chunks holds the only reference, and drops it
+        # once sorted, so the unsorted copy is not kept alive beside the sorted one
+        written.append(write_chunks(root, name, pa.concat_tables(
+            [_read_chunk(root.full(path), wanted[path], deletion, labels_of) if path in dirty
+             else _read_chunk(root.full(path)) for path in group]),
+            streams, s.row_group_size, s.field_columns, s.rollup_words, index_files=False, level=ZSTD_LEVEL))
         merged += group
         report.merged_files += len(group)
         report.written_files += 1
