@@ -17,7 +17,6 @@ query times, before and after.
 from __future__ import annotations
 
 import argparse
-import http.client
 import shutil
 import statistics
 import subprocess
@@ -26,7 +25,6 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode, urlsplit
 
 import orjson
 import psutil
@@ -35,6 +33,7 @@ from bench import generate, legacy, push
 from bench.metrics import MetricQuery, answer_series, build_metric_queries
 from bench.queries import Query, build_queries
 from bench.report import machine, replace_section
+from bench.run import Http, flush
 from bench.server import ROOT, ServerProcess, _die_with_parent
 
 DEFAULT_OUTPUT = ROOT / "BENCHMARKS.md"
@@ -82,23 +81,6 @@ def disk(data: Path) -> Disk:
                 sum(p.stat().st_size for found in files.values() for p in found))
 
 
-class _Client:
-    def __init__(self, url: str, timeout: float) -> None:
-        parts = urlsplit(url)
-        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=timeout)
-
-    def get(self, path: str, params: dict[str, object]) -> bytes:
-        self.conn.request("GET", f"{path}?{urlencode(params)}")
-        answer = self.conn.getresponse()
-        body = answer.read()
-        if answer.status != 200:
-            raise RuntimeError(f"{path} answered {answer.status}: {body[:300]!r}")
-        return body
-
-    def close(self) -> None:
-        self.conn.close()
-
-
 def _calls(queries: list[Query], metrics: list[MetricQuery]) -> list[tuple[str, str, str, dict[str, object]]]:
     out: list[tuple[str, str, str, dict[str, object]]] = []
     for q in queries:
@@ -121,20 +103,27 @@ def _answer(body: bytes, name: str, metrics: dict[str, MetricQuery]) -> object:
 def time_queries(url: str, calls: list[tuple[str, str, str, dict[str, object]]], runs: int,
                  metrics: dict[str, MetricQuery], timeout: float) -> dict[str, tuple[float, object]]:
     """Per query: the median ms of `runs` calls after one untimed, and its answer."""
-    client = _Client(url, timeout)
+    client = Http(url, timeout)
     out = {}
     try:
         for name, _, path, params in calls:
-            body = client.get(path, params)
+            body = _get(client, path, params)
             took = []
             for _ in range(runs):
                 began = time.perf_counter()
-                client.get(path, params)
+                _get(client, path, params)
                 took.append((time.perf_counter() - began) * 1000)
             out[name] = (statistics.median(took), _answer(body, name, metrics))
     finally:
         client.close()
     return out
+
+
+def _get(client: Http, path: str, params: dict[str, object]) -> bytes:
+    status, body = client.call("GET", path, params)
+    if status != 200:
+        raise RuntimeError(f"{path} answered {status}: {body[:300]!r}")
+    return body
 
 
 def compact(data: Path, config: Path, timeout: float) -> tuple[float, int]:
@@ -179,7 +168,7 @@ def run(lines: int, seed: int, runs: int, workdir: Path | None, timeout: float) 
             if pushed.failures:
                 raise RuntimeError(f"push failed: {pushed.failures[0]}")
             res.raw_bytes = pushed.raw_bytes
-            _flush(srv.url, timeout)   # what is left in the head
+            flush(srv, timeout)   # what is left in the head
             res.before = disk(srv.data)
             print(f"before: {res.before}; queries ...", flush=True)
             before = time_queries(srv.url, calls, runs, metrics, timeout)
@@ -198,19 +187,6 @@ def run(lines: int, seed: int, runs: int, workdir: Path | None, timeout: float) 
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return res
-
-
-def _flush(url: str, timeout: float) -> None:
-    """`POST /flush`, answered."""
-    client = _Client(url, timeout)
-    try:
-        client.conn.request("POST", "/flush")
-        answer = client.conn.getresponse()
-        answer.read()
-        if answer.status not in (200, 204):
-            raise RuntimeError(f"POST /flush answered {answer.status}")
-    finally:
-        client.close()
 
 
 def markdown(r: CompactionResult) -> str:

@@ -167,7 +167,8 @@ class Agent:
             self._print(entries)
         if not entries or self.dry_run or not self.clients:
             return
-        origins = list({id(o): o for e in entries for o in e.origins}.values())
+        lists = {id(e.origins): e.origins for e in entries}   # a read block's entries share one list
+        origins = list({id(o): o for found in lists.values() for o in found}.values())
         for origin in origins:
             origin.add()
 

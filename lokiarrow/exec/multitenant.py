@@ -199,11 +199,11 @@ def series(series_of: Callable[[str, list[str]], list[dict[str, str]]], org: str
            selectors: list[str]) -> list[dict[str, str]]:
     """Per tenant, the series its part of each selector matches, with `__tenant_id__`."""
     from lokiarrow.logql.parser import parse_matchers
+    parsed = [parse_matchers(text, validate=False) for text in selectors]
     out: list[dict[str, str]] = []
     for tenant in tenant_ids(org):
         mine = []
-        for text in selectors:
-            matchers = parse_matchers(text, validate=False)
+        for matchers in parsed:
             if all(m.matches(tenant) for m in matchers if m.name == TENANT_LABEL):
                 rest = [m for m in matchers if m.name != TENANT_LABEL]
                 mine.append("{" + ", ".join(str(m) for m in rest) + "}")

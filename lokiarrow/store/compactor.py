@@ -187,7 +187,7 @@ def collect(tenant: TenantStore, grace_ns: int, now_ns: int, report: Report) -> 
     the file that superseded it; any other unnamed chunk file (a dead run's) since its creation.
     Chunk and rollup files go before the index files that say when they were replaced."""
     root, name = tenant.root, tenant.tenant
-    tables = {f: pq.read_table(root.full(f)) for f in root.glob(f"{name}/index/day=*/*.parquet")}
+    tables = {f: pq.read_table(root.full(f), columns=["chunk"]) for f in root.glob(f"{name}/index/day=*/*.parquet")}
     replaced_at = {old: names.created_ns(path) for path, t in tables.items() for old in superseded_by(t)}
     live = {f: t for f, t in tables.items() if f not in replaced_at}
     referenced = {c for t in live.values() for c in pc.unique(t.column("chunk")).to_pylist()}

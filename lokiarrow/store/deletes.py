@@ -16,6 +16,7 @@ import os
 import threading
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -112,11 +113,11 @@ class Deletion:
 
     def doomed(self, table: pa.Table, labels_of: dict[int, Labels]) -> pa.Array:
         """Per row of a chunk table (stream_id, ts, line, metadata): is it deleted?"""
-        doomed = pa.array([False] * table.num_rows, pa.bool_())
+        doomed = np.zeros(table.num_rows, dtype=bool)
         ts = table.column("ts")
+        streams = pc.unique(table.column("stream_id")).to_pylist()
         for expr, lo, hi in self.parts:
-            ids = [s for s in set(table.column("stream_id").to_pylist())
-                   if all(m.matches_labels(labels_of[s]) for m in expr.matchers)]
+            ids = [s for s in streams if all(m.matches_labels(labels_of[s]) for m in expr.matchers)]
             if not ids:
                 continue
             candidate = pc.and_(pc.is_in(table.column("stream_id"), value_set=pa.array(ids, pa.int64())),
@@ -126,7 +127,5 @@ class Deletion:
             positions = pc.indices_nonzero(candidate)
             picked = table.take(positions).append_column("row", positions)
             kept = pipeline.run(expr.stages, pipeline.begin(picked, labels_of))
-            hit = pc.is_in(pa.array(range(table.num_rows), pa.uint64()),
-                           value_set=kept.table.column("row").cast(pa.uint64()))
-            doomed = pc.or_(doomed, hit)
-        return doomed
+            doomed[kept.table.column("row").to_numpy()] = True
+        return pa.array(doomed)

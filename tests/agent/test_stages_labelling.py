@@ -11,7 +11,7 @@ import yaml
 
 from lokiarrow.agent.entry import Entry
 from lokiarrow.agent.settings import ConfigError, Section
-from lokiarrow.agent.stages import Pipeline, build
+from lokiarrow.agent.stages import Pipeline, build, limits
 from lokiarrow.agent.stages.labelling import BUILDERS, packed, to_string
 
 
@@ -267,11 +267,26 @@ def test_limit_drop_and_by_label() -> None:
     assert sum(len(p.process(entry(labels={"x": "y"}))) for _ in range(5)) == 5
 
 
-def test_limit_waits_without_drop() -> None:
+class _Clock:
+    """A clock that only sleeping moves."""
+
+    def __init__(self) -> None:
+        self.now, self.slept = 1000.0, []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_limit_waits_without_drop(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(limits, "time", clock)
     p = pipeline("- limit: {rate: 20, burst: 1}")
-    started = time.monotonic()
-    assert sum(len(p.process(entry())) for _ in range(5)) == 5
-    assert time.monotonic() - started >= 0.15
+    assert sum(len(p.process(entry())) for _ in range(5)) == 5   # none dropped: each waits its turn
+    assert clock.slept == pytest.approx([0.05] * 4)               # the burst passes, then 1/20 s each
 
 
 def test_limit_max_distinct_labels_is_at_least_10000_generations() -> None:

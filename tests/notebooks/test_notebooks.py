@@ -4,7 +4,6 @@ the test writes: four services over three hours, one of them with an error spike
 from __future__ import annotations
 
 import json
-import os
 import random
 from pathlib import Path
 
@@ -64,4 +63,3 @@ def test_notebook_runs_top_to_bottom(notebook: Path, store_path: Path, monkeypat
 
 def test_there_are_notebooks() -> None:
     assert {p.name for p in NOTEBOOKS} >= {"quickstart.ipynb", "incident.ipynb"}
-    assert os.path.isdir(ROOT / "notebooks")
