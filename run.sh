@@ -25,6 +25,11 @@ test_tools() {
   fi
   local stamp=tests/clients/node/node_modules/.installed-$(sha1sum tests/clients/node/package-lock.json | cut -c1-12)
   if [ ! -f "$stamp" ]; then (cd tests/clients/node && npm ci --silent --no-audit --no-fund) && touch "$stamp"; fi
+  # moto's S3 server for the object storage tests, in its own venv (its pins differ from ours)
+  stamp=.venv-s3/.installed-$(sha1sum tests/objects/s3-server.txt | cut -c1-12)
+  if [ ! -f "$stamp" ]; then
+    python3 -m venv .venv-s3 && .venv-s3/bin/pip install -q -r tests/objects/s3-server.txt && touch "$stamp"
+  fi
 }
 
 case "${1:-}" in

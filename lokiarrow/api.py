@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import calendar
 import time
+from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ import duckdb
 import httpx
 import polars as pl
 
-from lokiarrow.config import Ingester, Limits
+from lokiarrow.config import Ingester, Limits, Storage
 from lokiarrow.errors import BadRequest
 from lokiarrow.exec.engine import Querier, RangeRequest
 from lokiarrow.server.deps import DEFAULT_TENANT
@@ -45,9 +46,15 @@ TimeLike = datetime | timedelta | str | int | None
 OPEN_LIMITS = Limits(max_entries_limit_per_query=0, max_query_series=0, max_query_length=0, query_timeout=0)
 
 
-def open(path: str | Path, tenant: str = DEFAULT_TENANT) -> LocalStore:  # noqa: A001 (lokiarrow.open reads well)
-    """A store's files, read-only (`tenant`: the folder under the root; `fake` when auth is off)."""
-    return LocalStore(str(path), tenant)
+def open(path: str | Path, tenant: str = DEFAULT_TENANT, **storage: Any) -> LocalStore:  # noqa: A001
+    """A store's files, read-only (`tenant`: the folder under the root; `fake` when auth is off).
+    For object storage (`s3://bucket/prefix`), `storage` takes the settings of `storage_config`:
+    endpoint, region, access_key_id, secret_access_key, insecure, cache_location, cache_size
+    (empty ones come from the environment, as AWS tools read it)."""
+    known = {f.name for f in fields(Storage)}
+    if unknown := sorted(set(storage) - known):
+        raise BadRequest(f"unknown storage settings {unknown}: {', '.join(sorted(known))}")
+    return LocalStore(str(path), tenant, Storage(**storage))
 
 
 def connect(url: str, tenant: str | None = None, headers: dict[str, str] | None = None) -> RemoteStore:
@@ -97,13 +104,13 @@ class _Queries:
 
 
 class LocalStore(_Queries):
-    def __init__(self, path: str, tenant: str) -> None:
-        self.path, self.tenant = path, tenant
+    def __init__(self, path: str, tenant: str, storage: Storage | None = None) -> None:
+        self.path, self.tenant, self.storage = path, tenant, storage or Storage()
         self.refresh()
 
     def refresh(self) -> None:
         """Read the index again (files flushed or compacted since)."""
-        self._store = Store(self.path, Ingester(wal_enabled=False))
+        self._store = Store(self.path, Ingester(wal_enabled=False), storage=self.storage)
         self._querier = Querier(self._store, OPEN_LIMITS)
 
     def _range(self, logql: str, start: int, end: int, limit: int, backward: bool, step_ns: int) -> dict[str, Any]:
@@ -125,7 +132,8 @@ class LocalStore(_Queries):
 
     def duckdb(self) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with the views and macros of sql/views.sql over this tenant."""
-        return views(self._store.root.path, self.tenant)
+        root = self._store.root
+        return views(root.url, self.tenant, None if root.local else root.fs)
 
     def sql(self, text: str, params: list[Any] | None = None) -> pl.DataFrame:
         """A SQL query over the views, as Polars (values bound as parameters, never pasted in)."""
@@ -170,10 +178,13 @@ class RemoteStore(_Queries):
         self._http.close()
 
 
-def views(root: str, tenant: str = "*") -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with the views and macros of sql/views.sql over a data folder (one
-    tenant, or '*' for all)."""
+def views(root: str, tenant: str = "*", filesystem: Any = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the views and macros of sql/views.sql over a data folder or an
+    object storage URL (one tenant, or '*' for all); `filesystem`: the fsspec filesystem DuckDB
+    reads such a URL through (store/objects.py)."""
     con = duckdb.connect()
+    if filesystem is not None:
+        con.register_filesystem(filesystem)
     con.execute("SET VARIABLE root = ?", [root])
     con.execute("SET VARIABLE tenant = ?", [tenant])
     con.execute(VIEWS.read_text())

@@ -29,6 +29,7 @@ def serve_parser(parser: argparse.ArgumentParser) -> None:
     _flag(parser, "server.grpc-listen-port", type=int, help="gRPC port (default 9095; 0: any free port)")
     _flag(parser, "server.grpc-listen-address", help="gRPC address (default 0.0.0.0)")
     _flag(parser, "common.path-prefix", help="data root: a folder or an fsspec URL (default ./data)")
+    _flag(parser, "ingester.wal-dir", help="WAL folder (default: beside the data; ./wal for object storage)")
     _flag(parser, "target", help="which components to run (all)")
     _flag(parser, "auth.enabled", type=_bool, nargs="?", const=True, help="require X-Scope-OrgID")
     _flag(parser, "runtime-config.file", help="YAML file of per-tenant limit overrides, re-read when it changes")
@@ -51,7 +52,10 @@ def load_config(args: argparse.Namespace) -> Config:
         "auth_enabled": args.auth_enabled,
         "runtime_config_file": args.runtime_config_file,
     }
-    return replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if args.ingester_wal_dir is not None:
+        config = replace(config, ingester=replace(config.ingester, wal_dir=args.ingester_wal_dir))
+    return config
 
 
 def _release_memory_early() -> None:
@@ -76,6 +80,8 @@ def serve(args: argparse.Namespace) -> int:
     config = load_config(args)
     if config.target not in ("all", "write", "read", "backend"):
         raise LokiError(f"cannot start: unknown target {config.target!r} (all, write, read, backend)")
+    from lokiarrow.store.fs import Root
+    Root(config.path_prefix, config.storage).check()
     uvicorn.run(create_app(config), host=config.http_listen_address, port=config.http_listen_port,
                 log_level=args.log_level.replace("warn", "warning"), access_log=False)
     return 0
@@ -90,15 +96,17 @@ def compact(args: argparse.Namespace) -> int:
 
     config = load_config(args)
     _release_memory_early()
+    Root(config.path_prefix, config.storage).check()
     try:
-        lock = Root(config.path_prefix).lock()
+        lock = Root(config.path_prefix, config.storage).lock()
     except StoreInUse as exc:
         print(f"cannot compact: {exc}; a running server compacts every compactor.compaction_interval",
               file=sys.stderr)
         return 1
     from lokiarrow.overrides import TenantLimits
     limits = TenantLimits(config.limits, config.runtime_config_file, config.runtime_config_period)
-    store = Store(config.path_prefix, replace(config.ingester, wal_enabled=False), config.compactor, limits)
+    store = Store(config.path_prefix, replace(config.ingester, wal_enabled=False), config.compactor, limits,
+                  config.storage)
     try:
         for tenant, report in store.compact().items():
             print(f"{tenant}: {report.merged_files} chunk files merged into {report.written_files}, "

@@ -54,6 +54,7 @@ class Limits:
     per_stream_rate_limit: int = 3 << 20                   # bytes/s per stream (Loki's 3MB)
     per_stream_rate_limit_burst: int = 15 << 20            # bytes (Loki's 15MB)
     query_timeout: int = 60 * 10**9                        # ns; 0 = no timeout
+    split_queries_by_interval: int = 24 * 3600 * 10**9     # ns parts of a split query_range (frontend.downstream_url)
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,7 @@ class Ingester:
     max_chunk_age: int = 5 * 60 * 10**9      # ... or when its oldest entry arrived this long ago (ns)
     flush_check_period: int = 10**9          # how often the age is checked (ns)
     wal_enabled: bool = True
+    wal_dir: str = ""                        # `ingester.wal.dir`; empty: beside the data, or ./wal for object storage
     row_group_size: int = 128 * 1024
     field_columns: int = 8                   # at most this many parsed-field columns per chunk file
     rollup_words: tuple[str, ...] = DEFAULT_ROLLUP_WORDS  # lines holding each are counted per minute
@@ -89,6 +91,27 @@ class QuerierSettings:
 
 
 @dataclass(frozen=True)
+class Storage:
+    """Where the store's files live beyond `common.path_prefix`: object storage credentials
+    (`storage_config.aws`, Loki's names) and the local disk cache of files read from it."""
+
+    endpoint: str = ""                 # S3 API address, e.g. http://127.0.0.1:9000 (empty: AWS)
+    region: str = ""
+    access_key_id: str = ""            # empty: the environment's (AWS_ACCESS_KEY_ID, ...)
+    secret_access_key: str = ""
+    insecure: bool = False             # http:// to an endpoint given without a scheme
+    cache_location: str = "cache"      # local copies of chunk and index files read from object storage
+    cache_size: int = 10 << 30         # bytes the cache may hold (least recently used files leave first)
+
+
+@dataclass(frozen=True)
+class Frontend:
+    """Loki's `frontend` section: where split parts of a query go (empty: answered in-process)."""
+
+    downstream_url: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     target: str = "all"
     auth_enabled: bool = False
@@ -103,12 +126,16 @@ class Config:
     runtime_config_period: int = 10 * 10**9  # ns: how often the file is looked at
     compactor: Compactor = field(default_factory=Compactor)
     querier: QuerierSettings = field(default_factory=QuerierSettings)
+    storage: Storage = field(default_factory=Storage)
+    frontend: Frontend = field(default_factory=Frontend)
 
 
 _DURATION_FIELDS = {"reject_old_samples_max_age", "creation_grace_period", "max_query_length",
                     "retention_period", "max_chunk_age", "flush_check_period", "query_timeout",
-                    "compaction_interval", "retention_delete_delay", "delete_request_cancel_period"}
-_BYTES_FIELDS = {"max_line_size", "max_structured_metadata_size", "flush_max_bytes", "target_chunk_bytes"}
+                    "compaction_interval", "retention_delete_delay", "delete_request_cancel_period",
+                    "split_queries_by_interval"}
+_BYTES_FIELDS = {"max_line_size", "max_structured_metadata_size", "flush_max_bytes", "target_chunk_bytes",
+                 "cache_size"}
 _BYTE_SIZE_FIELDS = {"per_stream_rate_limit", "per_stream_rate_limit_burst"}   # Loki's flagext.ByteSize
 _BYTE_SIZE = re.compile(r"(\d+)\s*([a-z]*)")
 _BYTE_SIZE_UNITS = {"": 0, "b": 0, "byte": 0, "k": 10, "kb": 10, "kilo": 10, "kilobyte": 10, "kilobytes": 10,
@@ -180,6 +207,10 @@ def from_yaml(text: str, base: Config | None = None) -> Config:
     wal = ingester.pop("wal", None) or {}
     if "enabled" in wal:
         ingester["wal_enabled"] = wal["enabled"]
+    if "dir" in wal:
+        ingester["wal_dir"] = wal["dir"]
+    storage = doc.get("storage_config") or {}
+    aws = {**((common.get("storage") or {}).get("s3") or {}), **(storage.get("aws") or {})}
     runtime = doc.get("runtime_config") or {}
     period = runtime.get("period")
     return replace(
@@ -197,4 +228,6 @@ def from_yaml(text: str, base: Config | None = None) -> Config:
         ingester=apply_section(cfg.ingester, ingester),
         compactor=apply_section(cfg.compactor, doc.get("compactor")),
         querier=apply_section(cfg.querier, doc.get("querier")),
+        storage=apply_section(cfg.storage, {**aws, **{k: v for k, v in storage.items() if k.startswith("cache_")}}),
+        frontend=apply_section(cfg.frontend, doc.get("frontend")),
     )

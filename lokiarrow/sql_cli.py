@@ -30,7 +30,9 @@ json_field(line, 'a.b'), logql_labels(stream_id)."""
 
 
 def sql_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", nargs="?", default="./data", help="the store's data folder (default ./data)")
+    parser.add_argument("path", nargs="?", default="./data",
+                        help="the store's data folder (default ./data) or object storage URL (s3://bucket/prefix, "
+                             "with AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID... from the environment)")
     parser.add_argument("--tenant", default="*", help="one tenant's data (default: every tenant)")
     parser.add_argument("-c", "--command", dest="sql", help="run these statements and exit")
     parser.add_argument("--format", choices=("table", "csv", "json", "parquet"), default="table")
@@ -42,10 +44,21 @@ def command(args: argparse.Namespace) -> int:
 
     from lokiarrow.api import views
 
-    if not Path(args.path).is_dir():
+    if "://" in args.path:
+        from lokiarrow.errors import LokiError
+        from lokiarrow.store.fs import Root
+        try:
+            root = Root(args.path)
+            root.check()
+        except LokiError as exc:
+            print(f"error: {exc.message}", file=sys.stderr)
+            return 1
+        con = views(root.url, args.tenant, root.fs)
+    elif not Path(args.path).is_dir():
         print(f"error: no store at {args.path}", file=sys.stderr)
         return 1
-    con = views(os.path.abspath(args.path), args.tenant)
+    else:
+        con = views(os.path.abspath(args.path), args.tenant)
     try:
         if args.sql is not None:
             try:

@@ -5,7 +5,9 @@
 -- stored; logs: the entries with their tenant, day, time and labels. A filter on `day` reads only
 -- that day's files (the folders are hive partitions); one on `ts` (ns), such as
 -- `ts >= epoch_ns(TIMESTAMP '2026-01-19 10:00')`, reads only the row groups of that span (files keep
--- ts statistics). `timestamp` is computed from ts: a filter on it reads everything.
+-- ts statistics). `timestamp` is computed from ts: a filter on it reads everything, so for a time
+-- span use logs_between(since, until) (below), which adds both filters. (DuckDB still opens the
+-- first file of the folder pattern to learn the columns.)
 -- Only live files count: an index file the compactor wrote names, in its footer
 -- (lokiarrow.supersedes), the index files it replaces, and the chunk files only those named stay
 -- on disk until the compactor deletes them (store/compactor.py).
@@ -46,3 +48,9 @@ CREATE OR REPLACE MACRO level(line) AS lower(coalesce(
   nullif(regexp_extract(line, '"(?:level|lvl|severity|LEVEL|Level)"\s*:\s*"([A-Za-z]+)"', 1), ''),
   nullif(regexp_extract(line, '(?:^|\s)(?:level|lvl|severity)=([A-Za-z]+)', 1), ''),
   'unknown'));
+-- logs_between(since, until): the logs of [since, until) (timestamps), reading only the days
+-- (folders) and row groups of that span: FROM logs_between(TIMESTAMP '2026-01-19 22:00', now())
+CREATE OR REPLACE MACRO logs_between(since, until) AS TABLE
+  SELECT * FROM logs
+  WHERE day BETWEEN CAST(since AS DATE) AND CAST(until AS DATE)
+    AND ts >= epoch_ns(CAST(since AS TIMESTAMP)) AND ts < epoch_ns(CAST(until AS TIMESTAMP));

@@ -48,6 +48,7 @@ from lokiarrow.exec.sources import footer_value, head_rows
 from lokiarrow.logql.parser import parse_matchers
 from lokiarrow.model import Matcher, labels_string
 from lokiarrow.store import rollups
+from lokiarrow.store.fs import readable
 from lokiarrow.store.names import rollup_of
 from lokiarrow.store.tenant import Snapshot
 
@@ -268,7 +269,7 @@ def _bucketed(snapshot: Snapshot, ids: set[int], start: int, end: int, aligned: 
         if rolled:
             sql = (f"SELECT stream_id, {_BUCKET} AS k, sum(n)::BIGINT AS n, sum(bytes)::BIGINT AS bytes "
                    "FROM read_parquet($files) WHERE stream_id = ANY($ids) AND ts > $lo AND ts <= $hi GROUP BY ALL")
-            parts.append(cursor().sql(sql, params={**params, "files": rolled, "lo": lo, "hi": hi}).to_arrow_table())
+            parts.append(cursor().sql(sql, params={**params, "files": readable(rolled), "lo": lo, "hi": hi}).to_arrow_table())
         for _, table in head_rows(snapshot, ids, start, end):
             ts = table.column("ts").to_numpy()
             k = np.clip(-((aligned - ts) // step) - 1, 0, count - 1)
@@ -288,7 +289,7 @@ def _chunk_buckets(files: list[str], where: str, params: dict[str, Any]) -> list
         return []
     sql = (f"SELECT stream_id, {_BUCKET} AS k, count(*)::BIGINT AS n, sum(strlen(line))::BIGINT AS bytes "
            f"FROM read_parquet($files) WHERE stream_id = ANY($ids) AND {where} GROUP BY ALL")
-    return [cursor().sql(sql, params={**params, "files": files}).to_arrow_table()]
+    return [cursor().sql(sql, params={**params, "files": readable(files)}).to_arrow_table()]
 
 
 # --- the answer -------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from lokiarrow.exec.sources import (
     Source,
     footer_value,
     has_columns,
+    localized,
     metadata_maps,
     pure_paths,
     read_chunk_rows,
@@ -126,6 +127,7 @@ def _scan(group: list[Source], ids: list[int], q: LogQuery, stats: ScanStats,
     Chunk files with the parsed-field columns a pipeline's label filters read are tested on those
     columns (compile/fields.py); other sources on the line prefilters.
     """
+    group = localized(group)
     cur = cursor()
     filters_sql, filters_params = line_filters_sql(q.filters)
     pre_sql, pre_params = _prefilters_sql(q)

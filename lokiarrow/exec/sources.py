@@ -12,7 +12,7 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pyarrow as pa
@@ -20,6 +20,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from lokiarrow.model import Matcher
+from lokiarrow.store.fs import readable
 from lokiarrow.store.schema import METADATA_TYPE
 from lokiarrow.store.tenant import Snapshot
 
@@ -34,6 +35,14 @@ class Source:
     head_rank: int = 0               # heads: older heads (being flushed) rank lower
     pure: bool = False               # a file holding wanted streams only: no stream test needed
     bytes: int = 0                   # of the wanted streams' lines (the file's, not only in range)
+
+
+def localized(found: list[Source]) -> list[Source]:
+    """The sources with local paths to open (object storage files copied first, in parallel)."""
+    if all(s.path is None or "://" not in s.path for s in found):
+        return found
+    paths = iter(readable(s.path for s in found if s.path is not None))
+    return [s if s.path is None else replace(s, path=next(paths)) for s in found]
 
 
 def pure_paths(found: list[Source]) -> set[str]:
@@ -113,7 +122,7 @@ def _footer(path: str) -> tuple[pq.FileMetaData, frozenset[str]]:
         if cached is not None:
             _FOOTERS.move_to_end(path)
             return cached
-    md = pq.read_metadata(path)
+    md = pq.read_metadata(readable([path])[0])
     cached = md, frozenset(md.schema.to_arrow_schema().names)
     with _FOOTERS_LOCK:
         _FOOTERS[path] = cached
@@ -155,7 +164,7 @@ def read_chunk_rows(path: str, sorted_ids: list[int], start: int, end: int,
         row += rg.num_rows
     if not groups:
         return pa.table({"rn": pa.array([], pa.int64())})
-    table = pq.ParquetFile(path, metadata=md).read_row_groups(groups, columns=[*_READ_COLUMNS, *extra])
+    table = pq.ParquetFile(readable([path])[0], metadata=md).read_row_groups(groups, columns=[*_READ_COLUMNS, *extra])
     sizes = [md.row_group(i).num_rows for i in groups]
     rn = np.concatenate([np.arange(f, f + n, dtype=np.int64) for f, n in zip(firsts, sizes, strict=True)])
     table = table.append_column("rn", pa.array(rn))

@@ -47,9 +47,9 @@ def create_app(config: Config) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if config.compactor.retention_enabled:
             retention_of(config.limits)           # a rule Loki would refuse stops the start
-        lock = Root(config.path_prefix).lock()   # before the WAL is read: one process per store
+        lock = Root(config.path_prefix, config.storage).lock()   # before the WAL is read: one process per store
         limits = TenantLimits(config.limits, config.runtime_config_file, config.runtime_config_period)
-        store = Store(config.path_prefix, config.ingester, config.compactor, limits)
+        store = Store(config.path_prefix, config.ingester, config.compactor, limits, config.storage)
         store.start()
         services = app.state.services = Services(config, store, Querier(store, limits), Telemetry(), limits)
         grpc_server, _ = serve_grpc(services, config.grpc_listen_address, config.grpc_listen_port)

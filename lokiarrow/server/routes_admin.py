@@ -8,9 +8,10 @@ import orjson
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import PlainTextResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from lokiarrow import __version__
+from lokiarrow.errors import LokiError
 from lokiarrow.server.deps import ServicesDep
 
 router = APIRouter()
@@ -23,7 +24,10 @@ async def ready() -> PlainTextResponse:
 
 @router.get("/metrics")
 async def metrics(svc: ServicesDep) -> Response:
-    return Response(generate_latest(svc.telemetry.registry), media_type=CONTENT_TYPE_LATEST)
+    """The server's request metrics, then the process-wide ones (the process itself, the object
+    storage cache)."""
+    text = generate_latest(svc.telemetry.registry) + generate_latest(REGISTRY)
+    return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
 # the Loki release whose API this one serves (clients such as Grafana gate features on it); the
@@ -42,6 +46,11 @@ async def buildinfo() -> Response:
 
 @router.post("/flush")
 async def flush(svc: ServicesDep) -> Response:
-    """Flush every tenant's head to chunk files now (Loki's ingester `/flush`)."""
-    await run_in_threadpool(svc.store.flush_all)
+    """Flush every tenant's head to chunk files now (Loki's ingester `/flush`). When the storage
+    refuses (a full disk, object storage away), 500 with the reason: the entries stay in the head
+    and the WAL, and the next flush tries again."""
+    try:
+        await run_in_threadpool(svc.store.flush_all)
+    except OSError as exc:
+        raise LokiError(f"cannot flush: {exc}") from None
     return Response(status_code=204)

@@ -21,6 +21,7 @@ from fastapi.responses import Response
 from lokiarrow.errors import BadRequest
 from lokiarrow.exec.duck import Deadline, QueryTimeout
 from lokiarrow.exec.engine import RangeRequest
+from lokiarrow.frontend.downstream import Downstream, split_query_range
 from lokiarrow.logql.parser import parse_expr
 from lokiarrow.logql.printer import format_expr
 from lokiarrow.server.deps import ParamsDep, QueryTenantDep, Services, ServicesDep
@@ -82,6 +83,13 @@ async def query_range(request: Request, svc: ServicesDep, tenant: QueryTenantDep
         raise BadRequest("query parameter is required")  # Loki: empty query
     start, end = parse_bounds(p)
     req = RangeRequest(query, start, end, parse_limit(p), parse_backward(p), parse_step(p, start, end))
+    if svc.config.frontend.downstream_url:   # split by interval, parts run downstream (lokiarrow/frontend)
+        downstream = Downstream.of(svc.config.frontend.downstream_url, request.headers)
+        data = await split_query_range(downstream, req, p.get("step", ""), [svc.limits(t) for t in tenant.split("|")])
+        if data is not None:   # the parts answered in the encoding flags asked for; Parquet is made here
+            if request.headers.get("accept") == PARQUET_TYPE:
+                return Response(await run_in_threadpool(parquet_answer, data), media_type=PARQUET_TYPE)
+            return success(data)
     return await query_answer(request, query, await run_query(svc, tenant, svc.querier.query_range, tenant, req))
 
 

@@ -124,8 +124,8 @@ def compact_day(tenant: TenantStore, day: str, target_bytes: int, report: Report
         # the group's entries go straight in: write_chunks holds the only reference, and drops it
         # once sorted, so the unsorted copy is not kept alive beside the sorted one
         written.append(write_chunks(root, name, pa.concat_tables(
-            [_read_chunk(root.full(path), wanted[path], deletion, labels_of) if path in dirty
-             else _read_chunk(root.full(path)) for path in group]),
+            [_read_chunk(root.readable_path(path), wanted[path], deletion, labels_of) if path in dirty
+             else _read_chunk(root.readable_path(path)) for path in group]),
             streams, s.row_group_size, s.field_columns, s.rollup_words, index_files=False, level=ZSTD_LEVEL))
         merged += group
         report.merged_files += len(group)
@@ -187,7 +187,7 @@ def collect(tenant: TenantStore, grace_ns: int, now_ns: int, report: Report) -> 
     the file that superseded it; any other unnamed chunk file (a dead run's) since its creation.
     Chunk and rollup files go before the index files that say when they were replaced."""
     root, name = tenant.root, tenant.tenant
-    tables = {f: pq.read_table(root.full(f), columns=["chunk"]) for f in root.glob(f"{name}/index/day=*/*.parquet")}
+    tables = {f: pq.read_table(root.readable_path(f), columns=["chunk"]) for f in root.glob(f"{name}/index/day=*/*.parquet")}
     replaced_at = {old: names.created_ns(path) for path, t in tables.items() for old in superseded_by(t)}
     live = {f: t for f, t in tables.items() if f not in replaced_at}
     referenced = {c for t in live.values() for c in pc.unique(t.column("chunk")).to_pylist()}
@@ -203,14 +203,14 @@ def collect(tenant: TenantStore, grace_ns: int, now_ns: int, report: Report) -> 
     unused += [(p, replaced_at[p]) for p in tables if p in replaced_at]
     for path, left in unused:
         if now_ns - left >= grace_ns:
-            root.fs.rm(root.full(path))
+            root.remove(path)
             report.deleted_files.append(path)
             _failpoint("collecting")
     # an empty index file (a day retention emptied) goes once nothing it supersedes is left
     present = set(root.glob(f"{name}/index/day=*/*.parquet"))
     for path, table in live.items():
         if table.num_rows == 0 and not present.intersection(superseded_by(table)):
-            root.fs.rm(root.full(path))
+            root.remove(path)
             report.deleted_files.append(path)
     if root.local:
         for kind in ("chunks", "index", "rollups"):

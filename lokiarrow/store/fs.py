@@ -3,18 +3,31 @@
 Contract: `write_atomic` makes a file appear whole or not at all. On a local disk it writes a
 temporary name, fsyncs and renames; on object stores a single put is already atomic. `lock()`
 keeps a second process (a server, `lokiarrow compact`) off a local store while one uses it.
+
+Reading: `full(relative)` names a file (a path, or a URL such as `s3://bucket/prefix/…` for object
+storage); `readable(names)` turns such names into local paths every reader can open: the same
+paths for a local root, copies in the root's disk cache (store/cache.py) for object storage, fetched
+in parallel. Only immutable files (chunks, rollups, index files) may go through the cache.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import os
 import uuid
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
-import fsspec
+from lokiarrow.config import Storage
+from lokiarrow.errors import LokiError
+from lokiarrow.store.cache import FileCache
+from lokiarrow.store.objects import filesystem
 
 LOCK_FILE = ".lokiarrow.lock"
+_REMOTE: dict[str, Root] = {}      # the URL prefix of each object storage root opened: whose cache reads it
+_DOWNLOADS = ThreadPoolExecutor(8, thread_name_prefix="download")   # object storage answers in parallel
 
 
 class StoreInUse(RuntimeError):
@@ -22,19 +35,45 @@ class StoreInUse(RuntimeError):
 
 
 class Root:
-    def __init__(self, url: str) -> None:
-        self.fs, path = fsspec.core.url_to_fs(url)
-        self.local = self.fs.protocol in ("file", ("file", "local")) or "file" in self.fs.protocol
+    def __init__(self, url: str, storage: Storage | None = None) -> None:
+        storage = storage or Storage()
+        self.fs, path = filesystem(url, storage)
+        protocol = self.fs.protocol if isinstance(self.fs.protocol, str) else self.fs.protocol[0]
+        self.local = protocol in ("file", "local")
         self.path = os.path.abspath(path) if self.local else path.rstrip("/")
+        self.url = self.path if self.local else f"{protocol}://{self.path.lstrip('/')}"
+        self.cache: FileCache | None = None
+        if not self.local:
+            key = hashlib.sha1(self.url.encode()).hexdigest()[:12]
+            self.cache = FileCache(os.path.join(storage.cache_location, key), storage.cache_size)
+            _REMOTE[self.url] = self
+
+    def check(self) -> None:
+        """LokiError unless the root can be listed (a start fails with a message, not later)."""
+        try:
+            if not self.local and not self.fs.exists(self.path.split("/")[0]):
+                raise LokiError(f"cannot open the store at {self.url}: the bucket does not exist")
+            self.tenants()
+        except OSError as exc:
+            raise LokiError(f"cannot open the store at {self.url}: {exc}") from None
 
     def full(self, relative: str) -> str:
-        """The path of a store file as the filesystem (and DuckDB, for local roots) names it."""
-        return f"{self.path}/{relative}"
+        """The name of a store file: its path on a local disk, its URL on object storage."""
+        return f"{self.url}/{relative}"
 
-    def local_path(self, relative: str) -> str:
-        if not self.local:
-            raise ValueError("cannot keep a WAL on object storage: the WAL needs a local disk")
-        return self.full(relative)
+    def _copy(self, relative: str) -> str:
+        assert self.cache is not None
+        return self.cache.local(relative, lambda target: self.fs.get_file(self.full(relative), target))
+
+    def readable_path(self, relative: str) -> str:
+        """A local path to read an immutable store file at (a cached copy for object storage)."""
+        return self._copy(relative) if self.cache is not None else self.full(relative)
+
+    def remove(self, relative: str) -> None:
+        """Delete a store file (and its cached copy)."""
+        self.fs.rm(self.full(relative))
+        if self.cache is not None:
+            self.cache.forget(relative)
 
     def write_atomic(self, relative: str, data: bytes | memoryview | Any) -> None:
         """Write `data` (anything with the buffer protocol) so the file appears whole."""
@@ -73,10 +112,10 @@ class Root:
     def glob(self, pattern: str) -> list[str]:
         """Store-relative paths matching a pattern, sorted; temporary files excluded."""
         found = self.fs.glob(self.full(pattern))
-        prefix = self.path.rstrip("/") + "/"
+        prefix = self.path.strip("/") + "/"
         out = []
         for p in found:
-            p = p if p.startswith("/") or not self.local else "/" + p
+            p = p.lstrip("/")
             if p.endswith(".tmp"):
                 continue
             out.append(p[len(prefix):] if p.startswith(prefix) else p)
@@ -87,3 +126,21 @@ class Root:
             return []
         return sorted(os.path.basename(p.rstrip("/")) for p in self.fs.ls(self.path, detail=False)
                       if self.fs.isdir(p))
+
+
+def readable(names: Iterable[str]) -> list[str]:
+    """Local paths for store file names (`Root.full`): unchanged for local roots; object storage
+    files copied into their root's cache first (missing ones downloaded in parallel)."""
+    names = list(names)
+    remote = [n for n in names if "://" in n]
+    if not remote:
+        return names
+    local = dict(zip(remote, _DOWNLOADS.map(_copy_of, remote), strict=True))
+    return [local.get(n, n) for n in names]
+
+
+def _copy_of(name: str) -> str:
+    for prefix, root in _REMOTE.items():
+        if name.startswith(prefix + "/"):
+            return root._copy(name[len(prefix) + 1:])
+    raise FileNotFoundError(f"no open store holds {name}")

@@ -89,7 +89,7 @@ SUPERSEDES_KEY = b"lokiarrow.supersedes"   # index file footer: JSON list of the
 def live_index_files(root: Root, tenant: str, day: str = "*") -> dict[str, pa.Table]:
     """The index files of a tenant (of one day, or all) that no other file supersedes, with their
     rows, by store-relative path."""
-    tables = {f: pq.read_table(root.full(f)) for f in root.glob(f"{tenant}/index/day={day}/*.parquet")}
+    tables = {f: pq.read_table(root.readable_path(f)) for f in root.glob(f"{tenant}/index/day={day}/*.parquet")}
     superseded = {old for t in tables.values() for old in superseded_by(t)}
     return {f: t for f, t in tables.items() if f not in superseded}
 

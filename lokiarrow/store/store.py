@@ -12,19 +12,19 @@ import logging
 import threading
 from collections.abc import Callable
 
-from lokiarrow.config import Compactor, Ingester, Limits
+from lokiarrow.config import Compactor, Ingester, Limits, Storage
 from lokiarrow.store.compactor import Report, compact_tenant
 from lokiarrow.store.fs import Root
 from lokiarrow.store.retention import retention_of
-from lokiarrow.store.tenant import TenantStore
+from lokiarrow.store.tenant import TenantStore, wal_tenants
 
 log = logging.getLogger(__name__)
 
 
 class Store:
     def __init__(self, url: str, settings: Ingester, compactor: Compactor | None = None,
-                 limits_of: Callable[[str], Limits] | None = None) -> None:
-        self.root = Root(url)
+                 limits_of: Callable[[str], Limits] | None = None, storage: Storage | None = None) -> None:
+        self.root = Root(url, storage)
         self.settings = settings
         self.compactor = compactor or Compactor()
         self.limits_of = limits_of or (lambda tenant: Limits())
@@ -35,7 +35,7 @@ class Store:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._flusher: threading.Thread | None = None
-        for name in self.root.tenants():
+        for name in sorted(set(self.root.tenants()) | set(wal_tenants(self.root, settings))):
             self.tenant(name)
 
     def tenant(self, name: str) -> TenantStore:

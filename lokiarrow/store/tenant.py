@@ -11,6 +11,7 @@ Contract:
 
 from __future__ import annotations
 
+import os
 import threading
 from dataclasses import dataclass
 
@@ -32,6 +33,25 @@ class Snapshot:
     root: Root
 
 
+def _wal_folder(root: Root, settings: Ingester) -> str | None:
+    """Where the WAL folders of tenants are when not beside their files: `ingester.wal.dir`, or
+    ./wal (Loki's default) when the files are on object storage."""
+    return settings.wal_dir or (None if root.local else "wal")
+
+
+def _wal_path(root: Root, tenant: str, settings: Ingester) -> str:
+    folder = _wal_folder(root, settings)
+    return root.full(wal_dir(tenant)) if folder is None else os.path.join(folder, tenant)
+
+
+def wal_tenants(root: Root, settings: Ingester) -> list[str]:
+    """The tenants with a WAL folder apart from the store's files (their entries may be nowhere else)."""
+    folder = _wal_folder(root, settings)
+    if folder is None or not settings.wal_enabled or not os.path.isdir(folder):
+        return []
+    return [name for name in os.listdir(folder) if os.path.isdir(os.path.join(folder, name))]
+
+
 class TenantStore:
     def __init__(self, root: Root, tenant: str, settings: Ingester) -> None:
         self.root = root
@@ -44,7 +64,7 @@ class TenantStore:
         self._lock = threading.Lock()
         self._flushed = threading.Condition(self._lock)
         self._flush_lock = threading.Lock()
-        self.wal = WAL(root.local_path(wal_dir(tenant))) if settings.wal_enabled and root.local else None
+        self.wal = WAL(_wal_path(root, tenant, settings)) if settings.wal_enabled else None
         if self.wal is not None:
             for batch in self.wal.replay():
                 self._add(batch)

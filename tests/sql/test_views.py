@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -98,3 +99,22 @@ def test_a_ts_filter_reads_only_the_row_groups_of_its_span(tmp_path: Path) -> No
     plan = con.sql("EXPLAIN ANALYZE " + q).fetchall()[0][1]
     chunk_scan = plan[plan.index("ts >= 172800000000000"):]
     assert "Row Groups Scanned: 1 / 3" in chunk_scan   # the other two days' data is never read
+
+
+def test_logs_between_reads_only_the_days_and_row_groups_of_its_span(tmp_path: Path) -> None:
+    store = TenantStore(Root(str(tmp_path)), "t", Ingester())
+    day = 86_400 * 10**9
+    for d in range(4):
+        store.push(entries([({"app": "a"}, d * day + i * 10**9, f"day {d} {i}") for i in range(100)]))
+        store.flush()
+    con = views(str(tmp_path), "t")
+    span = "TIMESTAMP '1970-01-02 00:00:30', TIMESTAMP '1970-01-03 00:00:10'"
+    q = f"SELECT count(*), min(line), max(timestamp) FROM logs_between({span})"
+    assert con.sql(q).fetchall() == [(80, "day 1 30", datetime(1970, 1, 3, 0, 0, 9))]
+    plan = con.sql("EXPLAIN ANALYZE " + q).fetchall()[0][1]
+    assert "Row Groups Scanned: 2 / 2" in plan       # of the two days' files only, of four
+    # a day outside the span is never opened
+    [broken] = (tmp_path / "t" / "chunks" / "day=1970-01-04").glob("*.parquet")
+    broken.write_bytes(b"not parquet")
+    bound = con.sql("SELECT count(*) FROM logs_between(?, ?)", params=["1970-01-02 00:00:30", "1970-01-03 00:00:10"])
+    assert bound.fetchall() == [(80,)]

@@ -44,6 +44,7 @@ from lokiarrow.exec.metrics.windows_sql import (
 from lokiarrow.exec.sources import Source, has_columns, metadata_maps, pure_paths, sources
 from lokiarrow.logql import ast
 from lokiarrow.model import go_quote
+from lokiarrow.store.fs import readable
 from lokiarrow.store.index import Streams
 from lokiarrow.store.names import rollup_of
 from lokiarrow.store.schema import METADATA_SET_COLUMN
@@ -159,12 +160,12 @@ def _scanned(node: ast.RangeAggregation, found: list[Source], ids: list[int],
             mk = METADATA_SET_COLUMN if stored else as_json
             parts.append(f"SELECT stream_id, ts, {mk} AS mk, {size} AS v{weight} FROM read_parquet($files{i}) "
                          f"WHERE {in_sql} AND ts >= $lo AND ts < $hi AND {where}")
-            named_files[f"files{i}"] = paths
+            named_files[f"files{i}"] = readable(paths)
         else:
             v = "bytes" if node.op.startswith("bytes") else "0"
             parts.append(f"SELECT stream_id, ts, {METADATA_SET_COLUMN} AS mk, {v} AS v, {counted} AS n "
                          f"FROM read_parquet($files{i}) WHERE {in_sql} AND ts >= $lo AND ts < $hi AND {counted} > 0")
-            named_files[f"files{i}"] = [rollup_of(p) for p in paths]
+            named_files[f"files{i}"] = readable(rollup_of(p) for p in paths)
     for s in found:
         if s.table is not None:
             name = f"head_rows_{id(s.table)}"

@@ -19,6 +19,7 @@ from lokiarrow.logql import ast
 from lokiarrow.model import Labels
 from lokiarrow.store import rollups
 from lokiarrow.store.fields import field_column, is_field_name
+from lokiarrow.store.fs import readable
 
 # ceil(x / step) for the x of scanned lines (x > -range), as integer division of a positive number:
 # x is shifted by a whole number ($m) of steps first
@@ -73,10 +74,10 @@ def chunk_scan(files: list[str], pure: Collection[str], ids: list[int], lo: int,
     reads = []
     if clean := [f for f in files if f in pure]:
         reads.append("SELECT * FROM read_parquet($clean)")
-        params["clean"] = clean
+        params["clean"] = readable(clean)
     if mixed := [f for f in files if f not in pure]:
         reads.append("SELECT * FROM read_parquet($files) WHERE stream_id = ANY($ids)")
-        params.update(files=mixed, ids=ids)
+        params.update(files=readable(mixed), ids=ids)
     sql = numbered_to_named(f"FROM ({' UNION ALL BY NAME '.join(reads)}) WHERE ts >= $lo AND ts < $hi AND {where}",
                             names)
     return sql, params
