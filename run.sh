@@ -51,10 +51,11 @@ case "${1:-}" in
     shift
     if [ "${1:-}" = agent ]; then shift; exec .venv/bin/python -m bench.agent "$@"; fi
     if [ "${1:-}" = compact ]; then shift; exec .venv/bin/python -m bench.compaction "$@"; fi
+    if [ "${1:-}" = scale ]; then shift; exec .venv/bin/python -m bench.scale "$@"; fi
     exec .venv/bin/python -m bench.run "$@"
     ;;
   *)
-    echo "usage: ./run.sh serve [lokiarrow serve flags] | test [pytest args] | bench [agent|compact] [flags]" >&2
+    echo "usage: ./run.sh serve [lokiarrow serve flags] | test [pytest args] | bench [agent|compact|scale] [flags]" >&2
     exit 2
     ;;
 esac

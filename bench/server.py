@@ -36,9 +36,10 @@ BENCH_CONFIG = PERMISSIVE + "compactor:\n  compaction_interval: 0s\n"
 
 class ServerProcess:
     def __init__(self, work: Path, config: str = BENCH_CONFIG, start_timeout: float = 60,
-                 stop_timeout: float = 120) -> None:
-        self.data = work / "data"
+                 stop_timeout: float = 120, data: Path | None = None) -> None:
+        self.data = data or work / "data"   # several processes of a scaled-out deployment share one
         self.data.mkdir(parents=True, exist_ok=True)
+        work.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.config_path = work / "config.yaml"

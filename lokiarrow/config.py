@@ -67,6 +67,7 @@ class Ingester:
     flush_check_period: int = 10**9          # how often the age is checked (ns)
     wal_enabled: bool = True
     wal_dir: str = ""                        # `ingester.wal.dir`; empty: beside the data, or ./wal for object storage
+    chunk_retain_period: int = 60 * 10**9    # ns a writer still names flushed files to readers (their index lags)
     row_group_size: int = 128 * 1024
     field_columns: int = 8                   # at most this many parsed-field columns per chunk file
     rollup_words: tuple[str, ...] = DEFAULT_ROLLUP_WORDS  # lines holding each are counted per minute
@@ -88,6 +89,10 @@ class QuerierSettings:
     """Loki's `querier` section: what lokiarrow reads of it."""
 
     multi_tenant_queries_enabled: bool = False       # `X-Scope-OrgID: a|b` (exec/multitenant.py)
+    # -target=read: the writers asked for their unflushed entries (http://host:port, or
+    # dns+host:port for every address a name resolves to), and how often the index is re-read
+    writers: tuple[str, ...] = ()
+    index_refresh_interval: int = 10 * 10**9
 
 
 @dataclass(frozen=True)
@@ -133,7 +138,7 @@ class Config:
 _DURATION_FIELDS = {"reject_old_samples_max_age", "creation_grace_period", "max_query_length",
                     "retention_period", "max_chunk_age", "flush_check_period", "query_timeout",
                     "compaction_interval", "retention_delete_delay", "delete_request_cancel_period",
-                    "split_queries_by_interval"}
+                    "split_queries_by_interval", "chunk_retain_period", "index_refresh_interval"}
 _BYTES_FIELDS = {"max_line_size", "max_structured_metadata_size", "flush_max_bytes", "target_chunk_bytes",
                  "cache_size"}
 _BYTE_SIZE_FIELDS = {"per_stream_rate_limit", "per_stream_rate_limit_burst"}   # Loki's flagext.ByteSize

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -91,6 +92,22 @@ def compose() -> Any:
     return yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
 
 
+GATEWAY_TEMPLATE = ROOT / "deploy" / "gateway" / "nginx.conf.template"
+TEMPLATE_VARIABLES = set(re.findall(r"\$\{(GATEWAY_[A-Z_]+)\}", GATEWAY_TEMPLATE.read_text()))
+_SERVER = re.compile(r"server\s+([^\s;]+)\s*;")
+
+
+def pools(environment: dict[str, str]) -> dict[str, list[str]]:
+    """A gateway's pools (WRITE, READ, BACKEND, GRPC_WRITE, GRPC_READ): the HOST:PORT of each
+    `server` line of its GATEWAY_*_SERVERS variable, which must hold nothing else."""
+    found = {}
+    for name, value in environment.items():
+        if name.startswith("GATEWAY_") and name.endswith("_SERVERS"):
+            found[name.removeprefix("GATEWAY_").removesuffix("_SERVERS")] = _SERVER.findall(value)
+            assert _SERVER.sub("", value).strip() == "", f"{name}: not only `server HOST:PORT;` lines"
+    return found
+
+
 def provisioning_files() -> list[Path]:
     return sorted(p for p in DATASOURCES.iterdir() if p.suffix in (".yaml", ".yml"))
 
@@ -146,10 +163,12 @@ def test_compose_wiring() -> None:
     assert services["gateway"]["depends_on"]["lokiarrow"] == {"condition": "service_healthy"}
     assert "gateway" in services["grafana"]["depends_on"]
     gateway = services["gateway"]["environment"]
-    assert gateway["GATEWAY_WRITE_URL"] == gateway["GATEWAY_READ_URL"] == f"http://lokiarrow:{exposed_port()}"
+    # one server: every pool is it
+    assert pools(gateway) == {"WRITE": [f"lokiarrow:{exposed_port()}"], "READ": [f"lokiarrow:{exposed_port()}"],
+                              "BACKEND": [f"lokiarrow:{exposed_port()}"], "GRPC_WRITE": ["lokiarrow:9095"],
+                              "GRPC_READ": ["lokiarrow:9095"]}
     # every variable of the template has a value (the image's envsubst would leave it unset)
-    wanted = set(re.findall(r"\$\{(GATEWAY_[A-Z_]+)\}", (ROOT / "deploy/gateway/nginx.conf.template").read_text()))
-    assert wanted and wanted <= set(gateway)
+    assert TEMPLATE_VARIABLES and TEMPLATE_VARIABLES <= set(gateway)
     assert "-auth.enabled=true" in services["lokiarrow"]["command"]  # the gateway's tenants count
 
 
@@ -241,4 +260,148 @@ def test_the_compose_agent_ships_through_the_gateway_with_a_login_it_accepts() -
     assert (url.hostname, url.port, url.path) == ("gateway", int(gateway["GATEWAY_PORT"]), "/loki/api/v1/push")
     auth = client.value["basic_auth"]
     check = ["htpasswd", "-vb", str(ROOT / "deploy/gateway/htpasswd"), auth["username"], auth["password"]]
+    assert subprocess.run(check, capture_output=True).returncode == 0
+
+
+# The scalable profile (`docker compose --profile scalable up`): MinIO and its bucket, writers,
+# readers and a backend running deploy/scalable/'s configs, their gateway and their Grafana.
+SCALABLE = ROOT / "deploy" / "scalable"
+ROLES = {"lokiarrow-write-1": "write", "lokiarrow-write-2": "write", "lokiarrow-read": "read",
+         "lokiarrow-backend": "backend"}
+
+
+def scalable() -> dict[str, Any]:
+    return {name: s for name, s in compose()["services"].items() if "scalable" in s.get("profiles", [])}
+
+
+def mounted_file(service: dict[str, Any], path: str) -> Path:
+    """The repository file a service sees at `path`, through its bind mounts."""
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source.startswith(".") and (path == target or path.startswith(target + "/")):
+            return ROOT / source / path.removeprefix(target).lstrip("/")
+    raise AssertionError(f"{path} is not mounted from the repository")
+
+
+def service_config(name: str) -> tuple[Any, dict[str, Any]]:
+    """A lokiarrow service's config, as the server reads it and as YAML."""
+    from lokiarrow.config import from_yaml
+    service = scalable()[name]
+    command = service["entrypoint"]
+    assert command[:2] == ["lokiarrow", "serve"]
+    [flag] = [arg for arg in command if arg.startswith("-config.file=")]
+    text = mounted_file(service, flag.split("=", 1)[1]).read_text(encoding="utf-8")
+    return from_yaml(text), yaml.safe_load(text)
+
+
+def test_the_scalable_profile_leaves_the_default_services_alone() -> None:
+    services = compose()["services"]
+    default = {name for name, s in services.items() if "profiles" not in s}
+    assert default == {"lokiarrow", "gateway", "grafana", "agent"}
+    assert set(scalable()) == {*ROLES, "minio", "minio-setup", "scalable-gateway", "scalable-grafana"}
+    assert set(scalable()) | default == set(services)
+    published = [p.split(":")[0] for s in services.values() for p in s.get("ports", [])]
+    assert len(published) == len(set(published)), f"a host port is published twice: {published}"
+    writers = [name for name, role in ROLES.items() if role == "write"]
+    assert len(writers) == 2 and scalable()["lokiarrow-read"]["deploy"]["replicas"] == 2
+    assert "replicas" not in scalable()["lokiarrow-backend"].get("deploy", {})   # one compactor
+
+
+@pytest.mark.parametrize("name", sorted(ROLES))
+def test_each_scalable_service_runs_its_target_on_the_shared_bucket(name: str) -> None:
+    service = scalable()[name]
+    config, doc = service_config(name)
+    assert config.target == ROLES[name] and config.auth_enabled   # the gateway sets X-Scope-OrgID
+    # the image's -common.path-prefix=/data is not passed: it would override the bucket
+    assert not any(arg.startswith("-common.path-prefix") for arg in service["entrypoint"])
+    assert service["image"] == compose()["services"]["lokiarrow"]["image"]
+    assert service["depends_on"]["minio-setup"] == {"condition": "service_completed_successfully"}
+    # the bucket minio-setup creates, on the MinIO it starts, with its login
+    minio = scalable()["minio"]
+    setup = scalable()["minio-setup"]["entrypoint"][-1]
+    bucket = urlsplit(config.path_prefix)
+    assert bucket.scheme == "s3" and f"mb --ignore-existing minio/{bucket.hostname}" in setup
+    endpoint = urlsplit(config.storage.endpoint)
+    assert (endpoint.hostname, endpoint.port) == ("minio", 9000) and f"http://minio:{endpoint.port} " in setup
+    login = (minio["environment"]["MINIO_ROOT_USER"], minio["environment"]["MINIO_ROOT_PASSWORD"])
+    assert (config.storage.access_key_id, config.storage.secret_access_key) == login
+    assert " ".join(login) in setup
+    # the WAL and the cache on the volume at /data: a named one, or the image's own (VOLUME /data)
+    assert dockerfile("VOLUME") == ["/data"]
+    for folder in (config.ingester.wal_dir, config.storage.cache_location):
+        assert folder.startswith("/data/"), folder
+    if ROLES[name] == "write":   # each writer's WAL in a volume of its own
+        [volume] = [v.split(":")[0] for v in service["volumes"] if v.split(":")[1] == "/data"]
+        assert volume in compose()["volumes"]
+        assert [s for s in scalable().values() if f"{volume}:/data" in s.get("volumes", [])] == [service]
+    assert config.http_listen_port == exposed_port()
+
+
+def test_the_readers_know_the_writers_and_split_through_the_gateway() -> None:
+    config, doc = service_config("lokiarrow-read")
+    writers = [f"http://{name}:{service_config(name)[0].http_listen_port}" for name, role in ROLES.items()
+               if role == "write"]
+    assert doc["querier"]["writers"] == writers
+    gateway = scalable()["scalable-gateway"]["environment"]
+    assert config.frontend.downstream_url == f"http://scalable-gateway:{gateway['GATEWAY_PORT']}"
+    assert config.limits.split_queries_by_interval == 24 * 3600 * 10**9
+    backend, _ = service_config("lokiarrow-backend")
+    assert backend.compactor.retention_enabled   # the delete requests API needs it, as in Loki
+
+
+def test_the_scalable_gateway_pools_the_replicas() -> None:
+    gateway = scalable()["scalable-gateway"]
+    environment = gateway["environment"]
+    assert TEMPLATE_VARIABLES <= set(environment)
+    assert gateway["image"] == compose()["services"]["gateway"]["image"]
+    assert gateway["volumes"] == compose()["services"]["gateway"]["volumes"]   # the same template and logins
+
+    def addresses(role: str, grpc: bool = False) -> list[str]:
+        return [f"{name}:{(cfg.grpc_listen_port if grpc else cfg.http_listen_port)}"
+                for name, cfg in ((n, service_config(n)[0]) for n, r in ROLES.items() if r == role)]
+
+    assert pools(environment) == {"WRITE": addresses("write"), "READ": addresses("read"),
+                                  "BACKEND": addresses("backend"), "GRPC_WRITE": addresses("write", grpc=True),
+                                  "GRPC_READ": addresses("read", grpc=True)}
+    # NGINX resolves the names when it starts: every replica must be up by then
+    assert gateway["depends_on"] == {name: {"condition": "service_healthy"} for name in ROLES}
+    published = {int(p.split(":")[1]) for p in gateway["ports"]}
+    assert published == {int(environment["GATEWAY_PORT"]), int(environment["GATEWAY_GRPC_PORT"])}
+
+
+@pytest.mark.parametrize("name", ["gateway", "scalable-gateway"])
+def test_the_gateway_template_renders_to_a_config_nginx_accepts(name: str, tmp_path: Path) -> None:
+    """The compose service's environment rendered into the template, as the nginx image does,
+    then `nginx -t`. Outside compose's network its host names do not resolve: they become
+    127.0.0.1 (ports kept), and the mounted files are the repository's."""
+    from tests.gateway.gateway import render
+    service = compose()["services"][name]
+    environment = dict(service["environment"])
+    for variable in ("GATEWAY_HTPASSWD", "GATEWAY_TENANTS"):
+        environment[variable] = str(mounted_file(service, environment[variable]))
+    environment["GATEWAY_RUN_DIR"] = str(tmp_path)
+    for pool in [v for v in environment if v.endswith("_SERVERS")]:
+        environment[pool] = _SERVER.sub(lambda m: f"server 127.0.0.1:{m.group(1).rsplit(':', 1)[1]};",
+                                        environment[pool])
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(render(environment))
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    checked = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-c", str(conf)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stderr
+    assert "upstream writers { server 127.0.0.1:3100;" in conf.read_text()
+
+
+def test_the_scalable_grafana_reaches_the_scalable_gateway() -> None:
+    grafana = scalable()["scalable-grafana"]
+    folder = mounted_file(grafana, PROVISIONED_AT)
+    [path] = sorted(folder.glob("*.yaml"))
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert errors(DATASOURCES_V1, doc) == []
+    [loki] = doc["datasources"]
+    url = urlsplit(loki["url"])
+    gateway = scalable()["scalable-gateway"]["environment"]
+    assert (url.scheme, url.hostname, url.port, url.path) == ("http", "scalable-gateway", int(gateway["GATEWAY_PORT"]), "")
+    assert grafana["depends_on"] == ["scalable-gateway"]
+    check = ["htpasswd", "-vb", str(ROOT / "deploy/gateway/htpasswd"), loki["basicAuthUser"],
+             loki["secureJsonData"]["basicAuthPassword"]]
     assert subprocess.run(check, capture_output=True).returncode == 0

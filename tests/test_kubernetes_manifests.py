@@ -203,9 +203,11 @@ def test_the_gateway_runs_deploy_gateway_as_it_is() -> None:
     server = _find("Service", "lokiarrow")
     server_port = _port(server, "http")
     url = f"http://{server['metadata']['name']}.{server['metadata']['namespace']}.svc.cluster.local:{server_port['port']}"
-    assert env["GATEWAY_WRITE_URL"] == env["GATEWAY_READ_URL"] == url
+    for pool in ("GATEWAY_WRITE_SERVERS", "GATEWAY_READ_SERVERS", "GATEWAY_BACKEND_SERVERS"):
+        assert env[pool] == f"server {url.split('//')[1]};", pool
     grpc = _port(server, "grpc")
-    assert env["GATEWAY_GRPC_WRITE"] == env["GATEWAY_GRPC_READ"] == f"{url.split('//')[1].split(':')[0]}:{grpc['port']}"
+    for pool in ("GATEWAY_GRPC_WRITE_SERVERS", "GATEWAY_GRPC_READ_SERVERS"):
+        assert env[pool] == f"server {url.split('//')[1].split(':')[0]}:{grpc['port']};", pool
     server_container = _find("StatefulSet", "lokiarrow")["spec"]["template"]["spec"]["containers"][0]
     assert {p["name"]: p["containerPort"] for p in server_container["ports"]}[grpc["targetPort"]] == 9095
     assert {p["name"]: p["containerPort"] for p in container["ports"]}[_port(service, "grpc")["targetPort"]] == \

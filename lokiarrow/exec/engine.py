@@ -9,7 +9,7 @@ deadline has expired.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, is_dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,8 @@ from lokiarrow.exec.metrics.evaluate import Context, evaluate
 from lokiarrow.exec.metrics.series import Matrix, Scalar
 from lokiarrow.exec.results import stats_block, streams_result
 from lokiarrow.exec.sources import streams_in_range
-from lokiarrow.logql.ast import Expr, LogExpr, VectorAggregation
+from lokiarrow.exec.writers import Want, Writers
+from lokiarrow.logql.ast import Expr, LogExpr, LogRange, VectorAggregation
 from lokiarrow.logql.parser import parse_expr, parse_matchers
 from lokiarrow.model import Matcher
 from lokiarrow.overrides import TenantLimits
@@ -51,13 +52,35 @@ def _sort_order(expr: Expr) -> str | None:
     return None
 
 
+def _ranges(node: object) -> list[LogRange]:
+    """Every `{…}[range]` of a metric query."""
+    if isinstance(node, LogRange):
+        return [node]
+    if isinstance(node, tuple):
+        return [r for child in node for r in _ranges(child)]
+    if not is_dataclass(node):
+        return []
+    return [r for f in fields(node) for r in _ranges(getattr(node, f.name))]
+
+
+def metric_want(expr: Expr, steps: np.ndarray) -> Want:
+    """What the steps of a metric query read: each range's window before each step."""
+    ranges = _ranges(expr)
+    reach = max((r.range_ns + r.offset_ns for r in ranges), default=0)
+    return Want(int(steps[0]) - reach - 1, int(steps[-1]) + 1, [r.selector.matchers for r in ranges])
+
+
 class Querier:
-    def __init__(self, store: Store, limits: Limits | TenantLimits) -> None:
+    def __init__(self, store: Store, limits: Limits | TenantLimits, writers: Writers | None = None) -> None:
         self.store = store
         self.limits = limits if isinstance(limits, TenantLimits) else TenantLimits(limits)
+        self.writers = writers
 
-    def _snapshot(self, tenant: str) -> Snapshot:
-        return self.store.tenant(tenant).snapshot()
+    def snapshot(self, tenant: str, want: Want) -> Snapshot:
+        """The tenant's data for a query: the store's snapshot, and on a reader what the writers
+        hold of `want` (exec/writers.py)."""
+        local = self.store.tenant(tenant).snapshot()
+        return local if self.writers is None else self.writers.snapshot(local, tenant, want)
 
     def query_range(self, tenant: str, req: RangeRequest) -> dict[str, Any]:
         began = time.perf_counter()
@@ -72,7 +95,7 @@ class Querier:
             raise BadRequest(f"max entries limit per query exceeded, limit > max_entries_limit "
                              f"({req.limit} > {max_limit})")
         filters, rest = pipeline.split(expr.stages)
-        snapshot = self._snapshot(tenant)
+        snapshot = self.snapshot(tenant, Want(req.start, req.end + 1, [expr.matchers]))
         ids = snapshot.index.streams.match(expr.matchers)
         stats = ScanStats()
         stream_names = {name for sid in ids for name in snapshot.index.streams.labels[sid]}
@@ -92,7 +115,7 @@ class Querier:
                              "please change your query to a range query type")
         stats = ScanStats()
         steps = np.array([at], dtype=np.int64)
-        value = evaluate(expr, self._context(tenant, steps, 0, stats))
+        value = evaluate(expr, self._context(tenant, steps, 0, stats, metric_want(expr, steps)))
         check_deadline()
         if isinstance(value, Scalar):
             return {"resultType": "scalar", "result": answers.scalar(value, at),
@@ -104,18 +127,18 @@ class Querier:
     def _metric_range(self, tenant: str, expr: Expr, req: RangeRequest, began: float) -> dict[str, Any]:
         stats = ScanStats()
         steps = np.arange(req.start, req.end + 1, req.step_ns, dtype=np.int64)
-        value = evaluate(expr, self._context(tenant, steps, req.step_ns, stats))
+        value = evaluate(expr, self._context(tenant, steps, req.step_ns, stats, metric_want(expr, steps)))
         check_deadline()
         if isinstance(value, Matrix):
             self._check_series(tenant, value)
         return {"resultType": "matrix", "result": answers.matrix(value, steps),
                 "stats": stats_block(stats, time.perf_counter() - began)}
 
-    def _context(self, tenant: str, steps: np.ndarray, step_ns: int, stats: ScanStats) -> Context:
+    def _context(self, tenant: str, steps: np.ndarray, step_ns: int, stats: ScanStats, want: Want) -> Context:
         if multitenant.is_multi(tenant):
             return Context(None, steps, step_ns, stats,
-                           tuple((one, self._snapshot(one)) for one in multitenant.tenant_ids(tenant)))
-        return Context(self._snapshot(tenant), steps, step_ns, stats)
+                           tuple((one, self.snapshot(one, want)) for one in multitenant.tenant_ids(tenant)))
+        return Context(self.snapshot(tenant, want), steps, step_ns, stats)
 
     def _check_series(self, tenant: str, value: Matrix) -> None:
         limit = self.limits(tenant).max_query_series
@@ -134,33 +157,37 @@ class Querier:
     def labels(self, tenant: str, start: int, end: int, query: str | None = None) -> list[str]:
         if multitenant.is_multi(tenant):
             return multitenant.label_names(lambda one, q: self.labels(one, start, end, q), tenant, query)
-        snapshot = self._snapshot(tenant)
+        selector = self._selector(query)
+        snapshot = self.snapshot(tenant, Want(start, end + 1, None if selector is None else [selector], rows=False))
         labels = snapshot.index.streams.labels
-        names = {n for sid in streams_in_range(snapshot, start, end, self._selector(query))
-                 for n in labels[sid]}
+        names = {n for sid in streams_in_range(snapshot, start, end, selector) for n in labels[sid]}
         return sorted(names)
 
     def label_values(self, tenant: str, name: str, start: int, end: int, query: str | None = None) -> list[str]:
         if multitenant.is_multi(tenant):
             return multitenant.label_values(lambda one, q: self.label_values(one, name, start, end, q),
                                             tenant, name, query)
-        snapshot = self._snapshot(tenant)
+        selector = self._selector(query)
+        snapshot = self.snapshot(tenant, Want(start, end + 1, None if selector is None else [selector], rows=False))
         labels = snapshot.index.streams.labels
-        ids = streams_in_range(snapshot, start, end, self._selector(query))
+        ids = streams_in_range(snapshot, start, end, selector)
         return sorted({labels[sid][name] for sid in ids if name in labels[sid]})
 
     def series(self, tenant: str, selectors: list[str], start: int, end: int) -> list[dict[str, str]]:
         if multitenant.is_multi(tenant):
             return multitenant.series(lambda one, groups: self.series(one, groups, start, end), tenant, selectors)
-        snapshot = self._snapshot(tenant)
-        labels = snapshot.index.streams.labels
-        ids: set[int] = set()
-        if not selectors:
-            ids = streams_in_range(snapshot, start, end, None)
+        groups = []
         for text in selectors:
             matchers = parse_matchers(text, validate=False)  # Loki allows {a=~".*"} here
             if not matchers:
                 raise BadRequest("0 matchers in group: {}")
+            groups.append(matchers)
+        snapshot = self.snapshot(tenant, Want(start, end + 1, groups or None, rows=False))
+        labels = snapshot.index.streams.labels
+        ids: set[int] = set()
+        if not groups:
+            ids = streams_in_range(snapshot, start, end, None)
+        for matchers in groups:
             ids |= streams_in_range(snapshot, start, end, matchers)
         limit = self.limits(tenant).max_query_series
         result = [dict(labels[sid]) for sid in sorted(ids, key=lambda s: snapshot.index.streams.text[s])]

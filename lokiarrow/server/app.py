@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,6 +18,7 @@ from fastapi.responses import PlainTextResponse, Response
 from lokiarrow.config import Config
 from lokiarrow.errors import LokiError
 from lokiarrow.exec.engine import Querier
+from lokiarrow.exec.writers import Writers
 from lokiarrow.overrides import TenantLimits
 from lokiarrow.server import (
     routes_admin,
@@ -26,6 +28,7 @@ from lokiarrow.server import (
     routes_push,
     routes_query,
     routes_tail,
+    routes_unflushed,
 )
 from lokiarrow.server.deps import Services
 from lokiarrow.server.grpc_api import serve_grpc
@@ -42,27 +45,49 @@ def error_response(status: int, message: str) -> PlainTextResponse:
     return PlainTextResponse(message + "\n", status_code=status, headers={"X-Content-Type-Options": "nosniff"})
 
 
+# what each target (`-target`) serves: Loki's split of the single binary into write, read and backend
+_READ = (routes_query, routes_index, routes_drilldown, routes_tail)
+ROUTES = {"all": (routes_push, *_READ, routes_delete, routes_unflushed, routes_admin),
+          "write": (routes_push, routes_unflushed, routes_admin),
+          "read": (*_READ, routes_admin),
+          "backend": (routes_delete, routes_admin)}
+
+
 def create_app(config: Config) -> FastAPI:
+    target = config.target
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if config.compactor.retention_enabled:
             retention_of(config.limits)           # a rule Loki would refuse stops the start
-        lock = Root(config.path_prefix, config.storage).lock()   # before the WAL is read: one process per store
+        # one process per store in the single binary (before the WAL is read); scaled-out targets
+        # share the store: every file they write has a name of its own
+        lock = Root(config.path_prefix, config.storage).lock() if target == "all" else None
         limits = TenantLimits(config.limits, config.runtime_config_file, config.runtime_config_period)
-        store = Store(config.path_prefix, config.ingester, config.compactor, limits, config.storage)
-        store.start()
-        services = app.state.services = Services(config, store, Querier(store, limits), Telemetry(), limits)
-        grpc_server, _ = serve_grpc(services, config.grpc_listen_address, config.grpc_listen_port)
+        ingester = config.ingester
+        if target == "write" and not ingester.wal_dir:
+            ingester = replace(ingester, wal_dir="wal")     # its own, not beside the shared files
+        elif target in ("read", "backend"):
+            ingester = replace(ingester, wal_enabled=False)
+        store = Store(config.path_prefix, ingester, config.compactor, limits, config.storage,
+                      load_index=target != "write")
+        refresh = config.querier.index_refresh_interval if target in ("read", "backend") else 0
+        store.start(flush=target in ("all", "write"), compact=target in ("all", "backend"), refresh_ns=refresh)
+        writers = Writers(config.querier.writers) if target == "read" else None
+        services = app.state.services = Services(config, store, Querier(store, limits, writers), Telemetry(), limits)
+        grpc_server, _ = serve_grpc(services, config.grpc_listen_address, config.grpc_listen_port,
+                                    push=target in ("all", "write"), query=target in ("all", "read"))
         try:
             yield
         finally:
             grpc_server.stop(GRPC_GRACE_S).wait()
             store.close()
+            if writers is not None:
+                writers.close()
             if lock is not None:
                 lock.close()
 
     app = FastAPI(title="lokiarrow", lifespan=lifespan, docs_url=None, redoc_url=None)
-    for module in (routes_push, routes_query, routes_index, routes_drilldown, routes_tail, routes_delete, routes_admin):
+    for module in ROUTES[target]:
         app.include_router(module.router)
 
     @app.exception_handler(LokiError)

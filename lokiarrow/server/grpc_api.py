@@ -47,17 +47,18 @@ _CODES = {400: grpc.StatusCode.INVALID_ARGUMENT, 401: grpc.StatusCode.UNAUTHENTI
           501: grpc.StatusCode.UNIMPLEMENTED, 504: grpc.StatusCode.DEADLINE_EXCEEDED}
 
 
-def serve_grpc(svc: Services, address: str, port: int) -> tuple[grpc.Server, int]:
-    """Start the gRPC server; it and the port it listens on (the given one, or a free one for 0)."""
+def serve_grpc(svc: Services, address: str, port: int, push: bool = True,
+               query: bool = True) -> tuple[grpc.Server, int]:
+    """Start the gRPC server (the Pusher service when `push`, the Querier when `query`: a target's
+    part); it and the port it listens on (the given one, or a free one for 0)."""
     api = _Api(svc)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="grpc"))
-    server.add_generic_rpc_handlers((
-        grpc.method_handlers_generic_handler("logproto.Pusher", {
+    pusher = grpc.method_handlers_generic_handler("logproto.Pusher", {
             "Push": grpc.unary_unary_rpc_method_handler(
                 _guarded(api.push), request_deserializer=bytes,
                 response_serializer=logproto.PushResponse.SerializeToString),
-        }),
-        grpc.method_handlers_generic_handler("logproto.Querier", {
+        })
+    querier = grpc.method_handlers_generic_handler("logproto.Querier", {
             "Query": grpc.unary_stream_rpc_method_handler(
                 _guarded_stream(api.query), request_deserializer=logproto.QueryRequest.FromString,
                 response_serializer=logproto.QueryResponse.SerializeToString),
@@ -67,8 +68,8 @@ def serve_grpc(svc: Services, address: str, port: int) -> tuple[grpc.Server, int
             "Series": grpc.unary_unary_rpc_method_handler(
                 _guarded(api.series), request_deserializer=logproto.SeriesRequest.FromString,
                 response_serializer=logproto.SeriesResponse.SerializeToString),
-        }),
-    ))
+        })
+    server.add_generic_rpc_handlers(tuple(h for h, on in ((pusher, push), (querier, query)) if on))
     bound = server.add_insecure_port(f"{address}:{port}")
     server.start()
     log.info("gRPC listening on %s:%d", address, bound)

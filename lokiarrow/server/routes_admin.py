@@ -54,3 +54,14 @@ async def flush(svc: ServicesDep) -> Response:
     except OSError as exc:
         raise LokiError(f"cannot flush: {exc}") from None
     return Response(status_code=204)
+
+
+@router.post("/refresh")
+async def refresh(svc: ServicesDep) -> Response:
+    """Read the index files other processes wrote since the last look now (a reader or the backend
+    of a scaled-out deployment does so every `querier.index_refresh_interval` on its own)."""
+    try:
+        await run_in_threadpool(svc.store.refresh)
+    except OSError as exc:
+        raise LokiError(f"cannot refresh the index: {exc}") from None
+    return Response(status_code=204)

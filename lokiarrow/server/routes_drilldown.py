@@ -13,6 +13,7 @@ from fastapi.responses import Response
 from lokiarrow.config import Limits
 from lokiarrow.errors import BadRequest
 from lokiarrow.exec import drilldown, patterns
+from lokiarrow.exec.writers import Want
 from lokiarrow.logql.ast import LogExpr
 from lokiarrow.logql.parser import parse_expr, parse_matchers
 from lokiarrow.model import Matcher
@@ -63,7 +64,7 @@ def _sample_params(svc: Services, tenant: str, p: Mapping[str, str]) -> tuple[Lo
 async def detected_labels(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
     start, end = parse_bounds(p)
     matchers = _selector(p.get("query"))
-    snapshot = svc.store.tenant(tenant).snapshot()
+    snapshot = svc.querier.snapshot(tenant, Want(start, end + 1))
     labels = await run_in_threadpool(drilldown.detected_labels, snapshot, start, end, matchers)
     return _json({"detectedLabels": labels} if labels else {})
 
@@ -71,14 +72,14 @@ async def detected_labels(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> 
 @router.api_route("/loki/api/v1/detected_fields", methods=["GET", "POST"])
 async def detected_fields(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
     expr, start, end, line_limit, limit = _sample_params(svc, tenant, p)
-    snapshot = svc.store.tenant(tenant).snapshot()
+    snapshot = svc.querier.snapshot(tenant, Want(start, end + 1))
     return _json(await run_in_threadpool(drilldown.detected_fields, snapshot, expr, start, end, line_limit, limit))
 
 
 @router.api_route("/loki/api/v1/detected_field/{name}/values", methods=["GET", "POST"])
 async def detected_field_values(name: str, svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
     expr, start, end, line_limit, limit = _sample_params(svc, tenant, p)
-    snapshot = svc.store.tenant(tenant).snapshot()
+    snapshot = svc.querier.snapshot(tenant, Want(start, end + 1))
     return _json(await run_in_threadpool(drilldown.detected_field_values, snapshot, expr, name, start, end,
                                          line_limit, limit))
 
@@ -88,7 +89,7 @@ async def query_patterns(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> R
     start, end = parse_bounds(p)
     step = parse_step(p, start, end)
     matchers = parse_matchers(p.get("query") or "")
-    snapshot = svc.store.tenant(tenant).snapshot()
+    snapshot = svc.querier.snapshot(tenant, Want(start, end + 1))
     return success(await run_in_threadpool(patterns.patterns, snapshot, matchers, start, end, step))
 
 

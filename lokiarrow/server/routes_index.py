@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from lokiarrow.errors import BadRequest
 from lokiarrow.exec import index_queries
 from lokiarrow.exec.index_queries import VolumeRequest
+from lokiarrow.exec.writers import Want
 from lokiarrow.server.deps import ParamsDep, ServicesDep, TenantDep
 from lokiarrow.server.params import (
     parse_backward,
@@ -41,7 +42,7 @@ async def index_stats(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Resp
     query = p.get("query", "")
 
     def run() -> dict[str, int]:
-        return index_queries.index_stats(svc.store.tenant(tenant).snapshot(), query, start, end)
+        return index_queries.index_stats(svc.querier.snapshot(tenant, Want(start, end + 1)), query, start, end)
 
     stats = await run_query(svc, tenant, run)
     return Response(orjson.dumps(stats) + b"\n", media_type="application/json")
@@ -69,7 +70,7 @@ async def volume_range(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Res
 
 async def _volume(svc: ServicesDep, tenant: str, req: VolumeRequest) -> Response:
     def run() -> object:
-        return index_queries.volume(svc.store.tenant(tenant).snapshot(), req)
+        return index_queries.volume(svc.querier.snapshot(tenant, Want(req.start, req.end + 1)), req)
 
     return success(await run_query(svc, tenant, run))
 

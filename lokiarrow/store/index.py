@@ -53,6 +53,24 @@ class Streams:
         self.text: dict[int, str] = {}
         self.postings: dict[str, dict[str, set[int]]] = {}
 
+    def extended(self, texts: dict[int, str]) -> Streams:
+        """These streams and those of `texts` (id -> labels): self when it knows them all, else a
+        copy (this one is left as it is: queries may be reading it)."""
+        new = {sid: text for sid, text in texts.items() if sid not in self.labels}
+        if not new:
+            return self
+        out = Streams()
+        out.labels, out.text = dict(self.labels), dict(self.text)
+        out.postings = {name: dict(values) for name, values in self.postings.items()}
+        for sid, text in new.items():
+            labels = parse_labels(text)
+            out.labels[sid] = labels
+            out.text[sid] = text
+            for name, value in labels.items():
+                values = out.postings.setdefault(name, {})
+                values[value] = values.get(value, set()) | {sid}
+        return out
+
     def add(self, sid: int, text: str) -> None:
         if sid in self.labels:
             return
@@ -118,26 +136,77 @@ class Index:
     def __init__(self) -> None:
         self.rows: pa.Table = HELD.empty_table()
         self.streams = Streams()
+        self.chunk_files: set[str] = set()     # the chunk files the rows name
+        self.retired: set[str] = set()         # chunk files whose rows a compaction replaced
+        self.files: dict[str, set[str]] = {}   # index files read (live ones -> the chunk files they name)
 
     def add_rows(self, rows: pa.Table) -> None:
         for sid, text in zip(rows.column("stream_id").to_pylist(), rows.column("labels").to_pylist(), strict=True):
             self.streams.add(sid, text)
         held = rows.select(INDEX.names).cast(INDEX).drop_columns("labels").cast(HELD)
         self.rows = pa.concat_tables([self.rows, held]).combine_chunks()
+        self.chunk_files.update(pc.unique(rows.column("chunk")).to_pylist())
 
     def load(self, root: Root, tenant: str) -> None:
-        live = live_index_files(root, tenant)
-        if live:
-            self.add_rows(pa.concat_tables([_with_metadata(t) for t in live.values()]))
+        """Read the tenant's live index files, or (called again: a reader's refresh) those written
+        since. A new file that supersedes others (a compaction elsewhere) swaps their chunk files'
+        rows for its own. Rows of chunk files already held are not added twice, so files this
+        process wrote itself (flushes, its own compactions) change nothing."""
+        listed = root.glob(f"{tenant}/index/day=*/*.parquet")
+        new = {f: _with_metadata(pq.read_table(root.readable_path(f))) for f in listed if f not in self.files}
+        if not new:
+            return
+        superseded = {old for t in new.values() for old in superseded_by(t)}
+        live = {f: set(pc.unique(t.column("chunk")).to_pylist()) for f, t in new.items() if f not in superseded}
+        named = set().union(*live.values())
+        gone = set().union(*(self.files.get(f, ()) for f in superseded)) - named
+        # files superseded before this process read them: their chunk files are retired all the same
+        self.retired |= set().union(*(set(pc.unique(t.column("chunk")).to_pylist())
+                                      for f, t in new.items() if f in superseded)) - named
+        for f in new.keys() | (superseded & self.files.keys()):
+            self.files[f] = live.get(f, set())
+        held = self.chunk_files - gone
+        rows = [t for f, t in new.items() if f in live and not live[f] <= held]
+        added = pa.concat_tables(rows, promote_options="permissive") if rows else INDEX.empty_table()
+        if held:
+            added = added.filter(pc.invert(pc.is_in(added.column("chunk"), value_set=pa.array(sorted(held)))))
+        if gone:
+            self.replace(gone, added)
+        elif added.num_rows:
+            self.add_rows(added)
 
     def replace(self, chunks: Iterable[str], rows: pa.Table) -> None:
         """Drop the rows of `chunks`, add `rows` (INDEX schema): one swap."""
-        gone = pa.array(sorted(set(chunks)), pa.string())
+        dropped = set(chunks)
+        gone = pa.array(sorted(dropped), pa.string())
         for sid, text in zip(rows.column("stream_id").to_pylist(), rows.column("labels").to_pylist(), strict=True):
             self.streams.add(sid, text)
         kept = self.rows.filter(pc.invert(pc.is_in(self.rows.column("chunk").cast(pa.string()), value_set=gone)))
         added = rows.select(INDEX.names).cast(INDEX).drop_columns("labels").cast(HELD)
         self.rows = pa.concat_tables([kept, added]).combine_chunks()
+        named = set(pc.unique(rows.column("chunk")).to_pylist())
+        self.retired |= dropped - named
+        self.chunk_files = (self.chunk_files - dropped) | named
+
+    def overlaid(self, rows: pa.Table, streams: dict[int, str]) -> Index:
+        """This index with more rows (INDEX schema; those of chunk files it has are left out) and
+        streams (id -> labels), as a new Index: self when there is nothing new. Rows of files a
+        compaction replaced are left out too: their lines are in the files that replaced them."""
+        if rows.num_rows:
+            fresh = set(pc.unique(rows.column("chunk")).to_pylist()) - self.chunk_files - self.retired
+            rows = rows.filter(pc.is_in(rows.column("chunk"), value_set=pa.array(sorted(fresh), pa.string())))
+        texts = {**streams, **dict(zip(rows.column("stream_id").to_pylist(), rows.column("labels").to_pylist(),
+                                       strict=True))}
+        more = self.streams.extended(texts)
+        if not rows.num_rows and more is self.streams:
+            return self
+        out = Index()
+        out.streams = more
+        added = rows.select(INDEX.names).cast(INDEX).drop_columns("labels").cast(HELD)
+        out.rows = pa.concat_tables([self.rows, added]).combine_chunks() if rows.num_rows else self.rows
+        out.chunk_files = self.chunk_files | set(pc.unique(rows.column("chunk")).to_pylist())
+        out.retired = self.retired
+        return out
 
     def rows_in(self, stream_ids: Iterable[int] | None, start: int, end: int) -> pa.Table:
         """The index rows of the streams (all of them for None) whose span meets [start, end)."""

@@ -4,6 +4,11 @@ Contract: `tenant(name)` creates a tenant's store on first use (loading its inde
 its WAL); `close()` flushes every head, so a clean shutdown leaves an empty WAL. `compact()` runs
 the compactor (store/compactor.py) over every tenant, one run at a time; `start()` also runs it
 every `compactor.compaction_interval` when that is not 0.
+
+Roles (`-target`): `start(flush=, compact=, refresh_ns=)` runs the background work a process owns:
+a writer flushes; the backend compacts; readers and the backend re-read the index files others
+wrote every `refresh_ns` (`refresh()`: also tenants that appeared). A writer opened with
+`load_index=False` keeps in memory only the streams it was sent.
 """
 
 from __future__ import annotations
@@ -23,8 +28,12 @@ log = logging.getLogger(__name__)
 
 class Store:
     def __init__(self, url: str, settings: Ingester, compactor: Compactor | None = None,
-                 limits_of: Callable[[str], Limits] | None = None, storage: Storage | None = None) -> None:
+                 limits_of: Callable[[str], Limits] | None = None, storage: Storage | None = None,
+                 load_index: bool = True) -> None:
         self.root = Root(url, storage)
+        self.load_index = load_index
+        self.refresh_ns = 0
+        self._refresher: threading.Thread | None = None
         self.settings = settings
         self.compactor = compactor or Compactor()
         self.limits_of = limits_of or (lambda tenant: Limits())
@@ -44,17 +53,44 @@ class Store:
             with self._lock:
                 store = self._tenants.get(name)
                 if store is None:
-                    store = self._tenants[name] = TenantStore(self.root, name, self.settings)
+                    store = self._tenants[name] = TenantStore(self.root, name, self.settings, self.load_index)
         return store
+
+    def existing(self, name: str) -> TenantStore | None:
+        """A tenant's store if this process has one (no store is created)."""
+        return self._tenants.get(name)
+
+    def refresh(self) -> None:
+        """Read the index files other processes wrote since the last look, of every tenant, new
+        tenants included (a tenant that fails is logged: it is tried again next time)."""
+        for name in self.root.tenants():
+            known = self._tenants.get(name)
+            try:
+                if known is None:
+                    self.tenant(name)
+                else:
+                    known.refresh()
+            except Exception:
+                log.exception("cannot refresh the index of tenant %s", name)
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(self.refresh_ns / 1e9):
+            self.refresh()
 
     def tenants(self) -> list[TenantStore]:
         return list(self._tenants.values())
 
-    def start(self) -> None:
-        """Start the flusher thread: it flushes heads that are big or old enough."""
-        self._flusher = threading.Thread(target=self._flush_loop, name="flusher", daemon=True)
-        self._flusher.start()
-        if self.compactor.compaction_interval > 0:
+    def start(self, flush: bool = True, compact: bool = True, refresh_ns: int = 0) -> None:
+        """Start the background threads: the flusher (it flushes heads that are big or old
+        enough), the compactor's timer, the index refresher."""
+        if flush:
+            self._flusher = threading.Thread(target=self._flush_loop, name="flusher", daemon=True)
+            self._flusher.start()
+        self.refresh_ns = refresh_ns
+        if refresh_ns > 0:
+            self._refresher = threading.Thread(target=self._refresh_loop, name="index-refresh", daemon=True)
+            self._refresher.start()
+        if compact and self.compactor.compaction_interval > 0:
             self._compactor_thread = threading.Thread(target=self._compact_loop, name="compactor", daemon=True)
             self._compactor_thread.start()
 
@@ -62,6 +98,8 @@ class Store:
         """One compaction run over every tenant (a tenant that fails is logged and skipped), with
         retention when `compactor.retention_enabled` (each tenant's limits: `limits_of`)."""
         reports = {}
+        if self.refresh_ns:   # the backend: the files writers flushed since
+            self.refresh()
         with self._compacting:
             for t in self.tenants():
                 if self._stop.is_set():
@@ -101,8 +139,9 @@ class Store:
     def close(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._flusher is not None:
-            self._flusher.join()
+        for thread in (self._flusher, self._refresher):
+            if thread is not None:
+                thread.join()
         if self._compactor_thread is not None:
             self._compactor_thread.join()
         for t in self.tenants():

@@ -7,22 +7,27 @@ Contract:
   every chunk written so far. An entry is in exactly one of them at any moment: a flushed head
   leaves memory in the same step its index rows arrive.
 - `flush()` writes the head out and retires the WAL segments it covered. One flush at a time.
+  The index rows of what it wrote stay in `recent()` for `chunk_retain_period`: readers of a
+  scaled-out deployment ask a writer for them until their own view of the index has them.
+- `refresh()` reads index files other processes wrote since (readers, the backend).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 import pyarrow as pa
 
 from lokiarrow.config import Ingester
 from lokiarrow.store.chunks import write_chunks
-from lokiarrow.store.fs import Root
+from lokiarrow.store.fs import Root, readable
 from lokiarrow.store.head import Head
 from lokiarrow.store.index import Index
 from lokiarrow.store.names import wal_dir
+from lokiarrow.store.schema import INDEX
 from lokiarrow.store.wal import WAL
 
 
@@ -53,17 +58,19 @@ def wal_tenants(root: Root, settings: Ingester) -> list[str]:
 
 
 class TenantStore:
-    def __init__(self, root: Root, tenant: str, settings: Ingester) -> None:
+    def __init__(self, root: Root, tenant: str, settings: Ingester, load_index: bool = True) -> None:
         self.root = root
         self.tenant = tenant
         self.settings = settings
         self.index = Index()
-        self.index.load(root, tenant)
+        if load_index:
+            self.index.load(root, tenant)
         self.head = Head()
         self.flushing: list[Head] = []
         self._lock = threading.Lock()
         self._flushed = threading.Condition(self._lock)
         self._flush_lock = threading.Lock()
+        self._recent: list[tuple[float, pa.Table]] = []   # (when flushed, its index rows)
         self.wal = WAL(_wal_path(root, tenant, settings)) if settings.wal_enabled else None
         if self.wal is not None:
             for batch in self.wal.replay():
@@ -124,9 +131,28 @@ class TenantStore:
                 self.index.add_rows(rows)
                 self.flushing.remove(frozen)
                 self._flushed.notify_all()
+                self._recent = [*self._recent_within(), (time.monotonic(), rows)]
             if self.wal is not None:
                 self.wal.retire(upto)
             return frozen.rows
+
+    def _recent_within(self) -> list[tuple[float, pa.Table]]:
+        oldest = time.monotonic() - self.settings.chunk_retain_period / 1e9
+        return [(at, rows) for at, rows in self._recent if at >= oldest]
+
+    def recent(self) -> pa.Table:
+        """The index rows (INDEX schema) of the chunk files flushed within `chunk_retain_period`."""
+        with self._lock:
+            kept = self._recent_within()
+        return pa.concat_tables([rows for _, rows in kept]) if kept else INDEX.empty_table()
+
+    def refresh(self) -> None:
+        """Read the index files written elsewhere since the last look (store/index.py `load`);
+        new files are fetched before queries are held up by the swap."""
+        listed = self.root.glob(f"{self.tenant}/index/day=*/*.parquet")
+        readable(self.root.full(f) for f in listed if f not in self.index.files)
+        with self._lock:
+            self.index.load(self.root, self.tenant)
 
     def replace_index_rows(self, chunks: list[str], rows: pa.Table) -> None:
         """The compactor's swap: the rows of `chunks` out of the index, `rows` in."""

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from string import Template
 
@@ -23,10 +24,21 @@ def render(values: dict[str, str]) -> str:
     return text
 
 
+def servers(addresses: Sequence[str]) -> str:
+    """A pool's `server HOST:PORT;` lines, from addresses or URLs (`http://HOST:PORT`)."""
+    return " ".join(f"server {address.split('://')[-1]};" for address in addresses)
+
+
 class Gateway:
+    """`upstream` (a server's URL) is every HTTP pool unless `writers`, `readers` or `backend` name
+    a pool's own servers; `grpc_upstream` (HOST:PORT) every gRPC pool unless `grpc_writers` or
+    `grpc_readers` do."""
+
     def __init__(self, folder: Path, upstream: str, users: dict[str, str], tenants: dict[str, str],
                  tenant_rate: str = "1000r/s", tenant_burst: int = 1000, client_rate: str = "1000r/s",
-                 client_burst: int = 1000, grpc_upstream: str = "127.0.0.1:9") -> None:
+                 client_burst: int = 1000, grpc_upstream: str = "127.0.0.1:9",
+                 writers: Sequence[str] = (), readers: Sequence[str] = (), backend: Sequence[str] = (),
+                 grpc_writers: Sequence[str] = (), grpc_readers: Sequence[str] = ()) -> None:
         self.folder = folder
         run = folder / "run"
         run.mkdir(parents=True)
@@ -43,11 +55,14 @@ class Gateway:
         self.conf.write_text(render({
             "GATEWAY_RUN_DIR": str(run), "GATEWAY_TENANTS": str(tenant_map), "GATEWAY_HTPASSWD": str(htpasswd),
             "GATEWAY_PORT": str(self.port), "GATEWAY_INNER_PORT": str(free_port()),
-            "GATEWAY_WRITE_URL": upstream, "GATEWAY_READ_URL": upstream, "GATEWAY_MAX_BODY": "16m",
+            "GATEWAY_WRITE_SERVERS": servers(writers or [upstream]),
+            "GATEWAY_READ_SERVERS": servers(readers or [upstream]),
+            "GATEWAY_BACKEND_SERVERS": servers(backend or [upstream]), "GATEWAY_MAX_BODY": "16m",
             "GATEWAY_CLIENT_RATE": client_rate, "GATEWAY_CLIENT_BURST": str(client_burst),
             "GATEWAY_TENANT_RATE": tenant_rate, "GATEWAY_TENANT_BURST": str(tenant_burst),
             "GATEWAY_GRPC_PORT": self.grpc_target.rsplit(":", 1)[1], "GATEWAY_GRPC_INNER_PORT": str(free_port()),
-            "GATEWAY_GRPC_WRITE": grpc_upstream, "GATEWAY_GRPC_READ": grpc_upstream}))
+            "GATEWAY_GRPC_WRITE_SERVERS": servers(grpc_writers or [grpc_upstream]),
+            "GATEWAY_GRPC_READ_SERVERS": servers(grpc_readers or [grpc_upstream])}))
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Gateway:
