@@ -287,6 +287,9 @@ def _series_labels_of(streams: Streams, stream_id: int, mk: str) -> Labels:
 
 # --- samples -------------------------------------------------------------------------------------
 
+_VALUE = "__unwrapped_value"
+
+
 def _samples(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, stats: ScanStats
              ) -> tuple[pl.DataFrame, list[Labels]]:
     """(gid, ts, v, seq) per sample, and each gid's labels."""
@@ -310,14 +313,18 @@ def _samples(node: ast.RangeAggregation, snapshot: Snapshot, steps: np.ndarray, 
         flowing = pipeline.begin(rows, snapshot.index.streams.labels)
         if rest:
             flowing = pipeline.run(rest, flowing)
-        values: pa.Array | None = None
+        values: pa.Array | pa.ChunkedArray
         if rng.unwrap is not None:
-            flowing, values = _unwrap(rng.unwrap, flowing)
+            flowing, unwrapped = _unwrap(rng.unwrap, flowing)
+            # the values ride along as a column: finishing drops entries that became identical
+            flowing.table = flowing.table.append_column(_VALUE, unwrapped)
         table = pipeline.finish(flowing)
         failing += error_series(table)
         if failing or table.num_rows == 0:
             continue
-        if values is None:
+        if rng.unwrap is not None:
+            values = table.column(_VALUE).combine_chunks()
+        else:
             sizes = pc.binary_length(table.column("line")).cast(pa.float64())
             values = sizes.combine_chunks() if isinstance(sizes, pa.ChunkedArray) else sizes
         keys = [labels_of(dict(m)) for m in table.column("labels").to_pylist()]
