@@ -205,6 +205,11 @@ def markdown(r: ScaleResult) -> str:
         "| query | LogQL | one reader (baseline) | split, parts to itself | split over two readers | same answer |",
         "|---|---|---|---|---|---|",
         *rows,
+        "",
+        "On one machine of two cores a second process adds no cores: the writers, their clients and the",
+        "readers (each reader's DuckDB scans on both cores) share the same two, so what this measures is the",
+        "cost of the split, not its reach. A split query pays per part (an HTTP call, parsing, asking each",
+        "writer, its own scans); across machines each writer and reader brings cores of its own.",
     ])
 
 
