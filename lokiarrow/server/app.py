@@ -48,7 +48,7 @@ def error_response(status: int, message: str) -> PlainTextResponse:
 # what each target (`-target`) serves: Loki's split of the single binary into write, read and backend
 _READ = (routes_query, routes_index, routes_drilldown, routes_tail)
 ROUTES = {"all": (routes_push, *_READ, routes_delete, routes_unflushed, routes_admin),
-          "write": (routes_push, routes_unflushed, routes_admin),
+          "write": (routes_push, routes_unflushed, routes_tail, routes_admin),   # tails: readers relay them
           "read": (*_READ, routes_admin),
           "backend": (routes_delete, routes_admin)}
 

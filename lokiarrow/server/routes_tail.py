@@ -17,10 +17,11 @@ from starlette.websockets import WebSocketDisconnect
 
 from lokiarrow.errors import BadRequest, LokiError
 from lokiarrow.exec.tail import MAX_DELAY_FOR, MAX_TAIL_SECONDS, Tail, TailHub, TailRequest
-from lokiarrow.logql.ast import Expr
+from lokiarrow.logql.ast import Expr, LogExpr
 from lokiarrow.logql.parser import parse_expr
 from lokiarrow.server.deps import Services, tenant
 from lokiarrow.server.params import DEFAULT_SINCE_NS, parse_limit, parse_time
+from lokiarrow.server.tail_relay import relay
 from lokiarrow.units import parse_prometheus_duration_ns
 
 router = APIRouter()
@@ -102,8 +103,16 @@ async def tail_logs(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     hub = _hub(websocket.app)
+    querier = websocket.app.state.services.querier
+    tail: Tail | None = None
     try:
-        tail = await hub.open(tenant_id, expr, request)
+        if querier.writers is not None:   # a reader: the writers' tails, relayed
+            if not isinstance(expr, LogExpr):
+                raise BadRequest("only log selector is supported")
+            sender = asyncio.create_task(relay(websocket, querier, tenant_id, expr, request))
+        else:
+            tail = await hub.open(tenant_id, expr, request)
+            sender = asyncio.create_task(_send(websocket, tail))
     except LokiError as exc:
         await _close(websocket, exc.message)
         return
@@ -111,13 +120,13 @@ async def tail_logs(websocket: WebSocket) -> None:
         log.exception("cannot open a tail")
         await _close(websocket, f"internal error: {type(exc).__name__}: {exc}")
         return
-    sender = asyncio.create_task(_send(websocket, tail))
     reader = asyncio.create_task(_until_gone(websocket))
     try:
         done, _ = await asyncio.wait({sender, reader}, timeout=MAX_TAIL_SECONDS,
                                      return_when=asyncio.FIRST_COMPLETED)
     finally:
-        hub.close(tenant_id, tail)
+        if tail is not None:
+            hub.close(tenant_id, tail)
         for task in (sender, reader):
             task.cancel()
         await asyncio.gather(sender, reader, return_exceptions=True)

@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import orjson
 import pytest
+from websockets.sync.client import connect
 
 from tests.conformance.harness import load_jsonl, run_case
 from tests.conformance.test_conformance import PROMISED
@@ -163,3 +165,24 @@ def test_the_writers_answer_readers_only_in_their_wire_format(cluster: Cluster) 
                      b'{"start": 1, "end": 2, "selectors": [[["a", "=~", "("]]]}'):
             answer = c.post("/lokiarrow/v1/unflushed", content=body)
             assert answer.status_code == 400 and answer.text.startswith("invalid request"), answer.text
+
+
+def test_a_tail_on_a_reader_follows_every_writer(cluster: Cluster) -> None:
+    first, second = cluster.writers
+    now = time.time_ns()
+    with first.client() as c:
+        push(c, {"app": "live"}, [[now - 3 * 10**9 + i, f"before {i}"] for i in range(3)])
+        assert c.post("/flush").status_code == 204
+    params = urlencode({"query": '{app="live"}', "start": str(now - 60 * 10**9), "limit": "10"})
+    url = cluster.stale.url.replace("http://", "ws://") + f"/loki/api/v1/tail?{params}"
+    seen: list[str] = []
+    with connect(url, open_timeout=10) as ws:
+        for writer, name in ((first, "one"), (second, "two")):
+            with writer.client() as c:
+                push(c, {"app": "live"}, [[time.time_ns(), f"live from {name}"]])
+        deadline = time.monotonic() + 20
+        while len(seen) < 5 and time.monotonic() < deadline:
+            frame = orjson.loads(ws.recv(timeout=max(deadline - time.monotonic(), 0.1)))
+            seen += [v[1] for s in frame["streams"] for v in s["values"]]
+    assert seen[:3] == ["before 0", "before 1", "before 2"]      # the history, oldest first
+    assert sorted(seen[3:]) == ["live from one", "live from two"]
