@@ -34,8 +34,9 @@ import polars as pl
 from lokiarrow.config import Ingester, Limits, Storage
 from lokiarrow.errors import BadRequest
 from lokiarrow.exec.engine import Querier, RangeRequest
-from lokiarrow.server.deps import DEFAULT_TENANT
+from lokiarrow.server.deps import DEFAULT_TENANT, tenant_problem
 from lokiarrow.server.params import parse_step
+from lokiarrow.store.names import literal
 from lokiarrow.store.store import Store
 from lokiarrow.units import parse_duration_ns
 
@@ -54,7 +55,17 @@ def open(path: str | Path, tenant: str = DEFAULT_TENANT, **storage: Any) -> Loca
     known = {f.name for f in fields(Storage)}
     if unknown := sorted(set(storage) - known):
         raise BadRequest(f"unknown storage settings {unknown}: {', '.join(sorted(known))}")
+    for one in tenant.split("|"):   # `a|b`: a query over several tenants (exec/multitenant.py)
+        _check_tenant(one)
     return LocalStore(str(path), tenant, Storage(**storage))
+
+
+def _check_tenant(tenant: str) -> None:
+    """Tenant ids name folders under the root: Loki's rules (server/deps.py) keep `../x`, `a/b`
+    and the like from reading outside them. BadRequest with Loki's words otherwise."""
+    problem = tenant_problem(tenant) if tenant else "no org id"
+    if problem:
+        raise BadRequest(f"cannot open tenant {tenant!r}: {problem}")
 
 
 def connect(url: str, tenant: str | None = None, headers: dict[str, str] | None = None) -> RemoteStore:
@@ -133,7 +144,7 @@ class LocalStore(_Queries):
     def duckdb(self) -> duckdb.DuckDBPyConnection:
         """A DuckDB connection with the views and macros of sql/views.sql over this tenant."""
         root = self._store.root
-        return views(root.url, self.tenant, None if root.local else root.fs)
+        return views(root.url, self.tenant, None if root.local else root.fs, every=False)
 
     def sql(self, text: str, params: list[Any] | None = None) -> pl.DataFrame:
         """A SQL query over the views, as Polars (values bound as parameters, never pasted in)."""
@@ -178,10 +189,15 @@ class RemoteStore(_Queries):
         self._http.close()
 
 
-def views(root: str, tenant: str = "*", filesystem: Any = None) -> duckdb.DuckDBPyConnection:
+def views(root: str, tenant: str = "*", filesystem: Any = None, every: bool = True) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the views and macros of sql/views.sql over a data folder or an
-    object storage URL (one tenant, or '*' for all); `filesystem`: the fsspec filesystem DuckDB
-    reads such a URL through (store/objects.py)."""
+    object storage URL (one tenant, or '*' for all of them when `every`); `filesystem`: the fsspec
+    filesystem DuckDB reads such a URL through (store/objects.py). The tenant is a folder name,
+    never a pattern: BadRequest for one Loki refuses (`../x`, `a/b`, `?`...); a `*` in it (`*` too
+    when not `every`) matches itself only."""
+    if not (every and tenant == "*"):
+        _check_tenant(tenant)
+        tenant = literal(tenant)
     con = duckdb.connect()
     if filesystem is not None:
         con.register_filesystem(filesystem)

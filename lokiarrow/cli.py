@@ -118,6 +118,19 @@ def compact(args: argparse.Namespace) -> int:
     return 0
 
 
+def check(args: argparse.Namespace) -> int:
+    """`lokiarrow check`: the configured store's consistency (store/check.py); exit 1 when not."""
+    from lokiarrow.store.check import check_store, summary
+    from lokiarrow.store.fs import Root
+
+    config = load_config(args)
+    root = Root(config.path_prefix, config.storage)
+    root.check()
+    text, ok = summary(check_store(root))
+    print(text)
+    return 0 if ok else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0].startswith("-"):
@@ -126,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     serve_parser(commands.add_parser("serve", help="run the server (push, query, flush)"))
     serve_parser(commands.add_parser("compact", help="run the compactor once over a store no server is using"))
+    serve_parser(commands.add_parser("check", help="check that a store's index and chunk files agree"))
     from lokiarrow.agent.cli import agent_parser, command
     agent_parser(commands.add_parser("agent", help="tail log files and push them (reads Promtail's config)"))
     query = commands.add_parser("query", help="run a LogQL query against a store's files or a server")
@@ -148,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         from lokiarrow.sql_cli import command as sql_command
         return sql_command(args)
     try:
+        if args.command == "check":
+            return check(args)
         return compact(args) if args.command == "compact" else serve(args)
     except LokiError as exc:
         print(exc.message, file=sys.stderr)

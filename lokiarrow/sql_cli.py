@@ -43,22 +43,22 @@ def command(args: argparse.Namespace) -> int:
     import duckdb
 
     from lokiarrow.api import views
+    from lokiarrow.errors import LokiError
+    from lokiarrow.store.fs import Root
 
-    if "://" in args.path:
-        from lokiarrow.errors import LokiError
-        from lokiarrow.store.fs import Root
-        try:
+    try:
+        if "://" in args.path:
             root = Root(args.path)
             root.check()
-        except LokiError as exc:
-            print(f"error: {exc.message}", file=sys.stderr)
+            con = views(root.url, args.tenant, root.fs)
+        elif not Path(args.path).is_dir():
+            print(f"error: no store at {args.path}", file=sys.stderr)
             return 1
-        con = views(root.url, args.tenant, root.fs)
-    elif not Path(args.path).is_dir():
-        print(f"error: no store at {args.path}", file=sys.stderr)
+        else:
+            con = views(os.path.abspath(args.path), args.tenant)
+    except LokiError as exc:   # an unreadable bucket, or a tenant id that names no folder (`../x`)
+        print(f"error: {exc.message}", file=sys.stderr)
         return 1
-    else:
-        con = views(os.path.abspath(args.path), args.tenant)
     try:
         if args.sql is not None:
             try:

@@ -1,6 +1,8 @@
 -- DuckDB views over a lokiarrow store, and a few macros. Set the store's data folder first (and a
 -- tenant, or '*' for all of them):
 --   SET VARIABLE root = '/path/to/data'; SET VARIABLE tenant = 'fake';
+-- (the tenant is part of a glob: lokiarrow.api.views refuses ids such as '../x' and writes a `*`
+-- of an id as '[*]', so that one tenant's views read that tenant's folder only)
 -- streams: one row per stream, chunk file and metadata set (the index); chunks: the entries as
 -- stored; logs: the entries with their tenant, day, time and labels. A filter on `day` reads only
 -- that day's files (the folders are hive partitions); one on `ts` (ns), such as

@@ -37,15 +37,22 @@ def services(request: Request) -> Services:
     return request.app.state.services  # type: ignore[no-any-return]
 
 
+def org_header(request: Request) -> str:
+    """The `X-Scope-OrgID` header as Go reads it: its bytes as UTF-8, a bad byte as U+FFFD (so a
+    refusal names the character sent, not its Latin-1 reading)."""
+    raw = request.headers.get("X-Scope-OrgID", "")
+    return raw.encode("latin-1").decode("utf-8", errors="replace")
+
+
 def tenant(request: Request) -> str:
-    return tenant_of(services(request).config.auth_enabled, request.headers.get("X-Scope-OrgID", ""))
+    return tenant_of(services(request).config.auth_enabled, org_header(request))
 
 
 def query_tenant(request: Request) -> str:
     """The tenant of a query: as `tenant`, or with `querier.multi_tenant_queries_enabled`
     several ids joined by `|` (each checked; returned sorted, each once: exec/multitenant.py)."""
     config = services(request).config
-    org = request.headers.get("X-Scope-OrgID", "")
+    org = org_header(request)
     if config.auth_enabled and config.querier.multi_tenant_queries_enabled and "|" in org:
         return "|".join(tenant_of(True, t) for t in tenant_ids(org))
     return tenant_of(config.auth_enabled, org)

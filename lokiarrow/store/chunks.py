@@ -19,6 +19,8 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -83,9 +85,11 @@ def _parquet_bytes(table: pa.Table, bounds: list[tuple[int, int]], level: int = 
 
 def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, str],
                  row_group_size: int, max_fields: int = 0, words: tuple[str, ...] = (),
-                 index_files: bool = True, level: int = ZSTD_LEVEL) -> pa.Table:
+                 index_files: bool = True, level: int = ZSTD_LEVEL,
+                 commit: dict[str, object] | None = None) -> pa.Table:
     """Write `entries` (ENTRIES or CHUNK schema) as chunk files, and an index file beside each
-    unless the caller publishes the rows itself (the compactor); returns the index rows."""
+    unless the caller publishes the rows itself (the compactor); returns the index rows. `commit`
+    goes in every index file's footer (WAL_COMMIT_KEY, with how many index files the call writes)."""
     if entries.num_rows == 0:
         return INDEX.empty_table()
     # one stable sort by (hour, stream, time), of the chunk columns only: each hour is then a
@@ -107,6 +111,7 @@ def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, 
     hour_of_row = ordered.column("hour").to_numpy()
     cuts = np.flatnonzero(np.diff(hour_of_row)) + 1
     segment = new_segment_name()
+    footer = {WAL_COMMIT_KEY: json.dumps({**commit, "files": len(cuts) + 1}).encode()} if commit else None
     written = []
     for lo, hi in zip([0, *cuts.tolist()], [*cuts.tolist(), len(hour_of_row)], strict=True):
         hour = int(hour_of_row[lo])
@@ -124,9 +129,12 @@ def write_chunks(root: Root, tenant: str, entries: pa.Table, streams: dict[int, 
         root.write_atomic(chunk, _parquet_bytes(part, bounds, level))
         rows = _index_rows(part, chunk, streams)
         if index_files:
-            write_index(root, index_path(tenant, day, name), rows)
+            write_index(root, index_path(tenant, day, name), rows, footer)
         written.append(rows)
     return pa.concat_tables(written)
+
+
+WAL_COMMIT_KEY = b"lokiarrow.wal"   # index file footer: the WAL segments a flush covered (store/tenant.py)
 
 
 def write_index(root: Root, path: str, rows: pa.Table, footer: dict[bytes, bytes] | None = None) -> None:

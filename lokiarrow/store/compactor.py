@@ -38,6 +38,7 @@ from lokiarrow.model import Labels
 from lokiarrow.store import names
 from lokiarrow.store.chunks import NS_PER_HOUR, write_chunks, write_index
 from lokiarrow.store.deletes import DeleteRequests, Deletion
+from lokiarrow.store.failpoints import failpoint
 from lokiarrow.store.index import SUPERSEDES_KEY, live_index_files, superseded_by
 from lokiarrow.store.retention import KEEP_FOREVER, Retention
 from lokiarrow.store.schema import CHUNK, INDEX
@@ -48,13 +49,8 @@ log = logging.getLogger(__name__)
 DEFAULT_TARGET_BYTES = 256 << 20   # of lines per compacted file
 DEFAULT_GRACE_NS = 10 * 60 * 10**9
 ZSTD_LEVEL = 6   # files written once and read for days: ~6 % smaller than a flush's level 1, 1.6x the time
-_FAILPOINT = os.environ.get("LOKIARROW_FAILPOINT", "")
-
-
 def _failpoint(step: str) -> None:
-    if _FAILPOINT == f"compactor:{step}":
-        log.warning("failpoint %s: exiting", _FAILPOINT)
-        os._exit(137)
+    failpoint(f"compactor:{step}")
 
 
 @dataclass
@@ -79,13 +75,16 @@ def compact_tenant(tenant: TenantStore, target_bytes: int = DEFAULT_TARGET_BYTES
     processed once every day is done."""
     report = Report()
     now = time.time_ns() if now_ns is None else now_ns
-    collect(tenant, grace_ns, now, report)
+    # no flush of this process may be between its chunk files and its index file meanwhile: its
+    # chunk files would look like a dead run's (other processes' flushes: the grace covers them)
+    with tenant.flushes_paused():
+        collect(tenant, grace_ns, now, report)
     requests = DeleteRequests(tenant.root, tenant.tenant)
     due = [] if deletes_after_ns is None else requests.due(now // 10**6, deletes_after_ns // 10**6)
     deletion = Deletion.of(due) if due else None
     if deletion is not None:
         tenant.flush()
-    days = sorted({_day(path) for path in tenant.root.glob(f"{tenant.tenant}/index/day=*/*.parquet")})
+    days = sorted({_day(path) for path in tenant.root.glob(f"{names.literal(tenant.tenant)}/index/day=*/*.parquet")})
     for day in days:
         compact_day(tenant, day, target_bytes, report, retention or KEEP_FOREVER, now, deletion)
     if due:
@@ -186,7 +185,7 @@ def collect(tenant: TenantStore, grace_ns: int, now_ns: int, report: Report) -> 
     were left: a superseded index file and the chunk files only it named, since the creation of
     the file that superseded it; any other unnamed chunk file (a dead run's) since its creation.
     Chunk and rollup files go before the index files that say when they were replaced."""
-    root, name = tenant.root, tenant.tenant
+    root, name = tenant.root, names.literal(tenant.tenant)
     tables = {f: pq.read_table(root.readable_path(f), columns=["chunk"]) for f in root.glob(f"{name}/index/day=*/*.parquet")}
     replaced_at = {old: names.created_ns(path) for path, t in tables.items() for old in superseded_by(t)}
     live = {f: t for f, t in tables.items() if f not in replaced_at}

@@ -30,6 +30,7 @@ import pyarrow.parquet as pq
 from lokiarrow.logql.parser import parse_labels
 from lokiarrow.model import Labels, Matcher
 from lokiarrow.store.fs import Root
+from lokiarrow.store.names import literal
 from lokiarrow.store.schema import INDEX
 
 
@@ -107,7 +108,7 @@ SUPERSEDES_KEY = b"lokiarrow.supersedes"   # index file footer: JSON list of the
 def live_index_files(root: Root, tenant: str, day: str = "*") -> dict[str, pa.Table]:
     """The index files of a tenant (of one day, or all) that no other file supersedes, with their
     rows, by store-relative path."""
-    tables = {f: pq.read_table(root.readable_path(f)) for f in root.glob(f"{tenant}/index/day={day}/*.parquet")}
+    tables = {f: pq.read_table(root.readable_path(f)) for f in root.glob(f"{literal(tenant)}/index/day={day}/*.parquet")}
     superseded = {old for t in tables.values() for old in superseded_by(t)}
     return {f: t for f, t in tables.items() if f not in superseded}
 
@@ -152,7 +153,7 @@ class Index:
         since. A new file that supersedes others (a compaction elsewhere) swaps their chunk files'
         rows for its own. Rows of chunk files already held are not added twice, so files this
         process wrote itself (flushes, its own compactions) change nothing."""
-        listed = root.glob(f"{tenant}/index/day=*/*.parquet")
+        listed = root.glob(f"{literal(tenant)}/index/day=*/*.parquet")
         new = {f: _with_metadata(pq.read_table(root.readable_path(f))) for f in listed if f not in self.files}
         if not new:
             return

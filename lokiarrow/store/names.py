@@ -6,6 +6,7 @@ writer id and a sequence number, so several writers can share one object store.
 
 from __future__ import annotations
 
+import glob
 import itertools
 import os
 import time
@@ -54,6 +55,12 @@ def created_ns(path: str) -> int:
     """When a store file was created, from its name (new_segment_name); 0 if it does not say."""
     stem = path.rsplit("/", 1)[-1].split("-", 1)[0]
     return int(stem) if stem.isdigit() else 0
+
+
+def literal(name: str) -> str:
+    """A tenant id as a glob pattern matching only itself: Loki's tenant ids may hold `*`, and
+    the tenant `*` must not read (or compact) every tenant's files."""
+    return glob.escape(name)
 
 
 def wal_dir(tenant: str) -> str:

@@ -14,19 +14,23 @@ Contract:
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from lokiarrow.config import Ingester
-from lokiarrow.store.chunks import write_chunks
+from lokiarrow.store import names
+from lokiarrow.store.chunks import WAL_COMMIT_KEY, write_chunks
+from lokiarrow.store.failpoints import failpoint
 from lokiarrow.store.fs import Root, readable
 from lokiarrow.store.head import Head
 from lokiarrow.store.index import Index
-from lokiarrow.store.names import wal_dir
+from lokiarrow.store.names import literal, wal_dir
 from lokiarrow.store.schema import INDEX
 from lokiarrow.store.wal import WAL
 
@@ -57,12 +61,18 @@ def wal_tenants(root: Root, settings: Ingester) -> list[str]:
     return [name for name in os.listdir(folder) if os.path.isdir(os.path.join(folder, name))]
 
 
+SETTLE_SLACK_NS = 10 * 60 * 10**9   # index files older than the oldest WAL segment by more are not looked at
+
+
 class TenantStore:
     def __init__(self, root: Root, tenant: str, settings: Ingester, load_index: bool = True) -> None:
         self.root = root
         self.tenant = tenant
         self.settings = settings
         self.index = Index()
+        self.wal = WAL(_wal_path(root, tenant, settings)) if settings.wal_enabled else None
+        if self.wal is not None:
+            self._settle_wal(self.wal)
         if load_index:
             self.index.load(root, tenant)
         self.head = Head()
@@ -71,10 +81,34 @@ class TenantStore:
         self._flushed = threading.Condition(self._lock)
         self._flush_lock = threading.Lock()
         self._recent: list[tuple[float, pa.Table]] = []   # (when flushed, its index rows)
-        self.wal = WAL(_wal_path(root, tenant, settings)) if settings.wal_enabled else None
         if self.wal is not None:
             for batch in self.wal.replay():
                 self._add(batch)
+
+    def _settle_wal(self, wal: WAL) -> None:
+        """Before the replay: segments a flush committed (all its index files were written, each
+        naming this WAL and the segments it covered) are retired, so their entries are not stored
+        twice; the index files of a flush that died half-way are deleted (the replay writes their
+        entries again; their chunk files are left to the compactor's collection)."""
+        oldest = wal.oldest_segment_ns()
+        if oldest is None:
+            return
+        flushes: dict[int, list[tuple[str, int]]] = {}
+        for path in self.root.glob(f"{literal(self.tenant)}/index/day=*/*.parquet"):
+            if names.created_ns(path) < oldest - SETTLE_SLACK_NS:
+                continue
+            found = (pq.read_schema(self.root.readable_path(path)).metadata or {}).get(WAL_COMMIT_KEY)
+            commit = json.loads(found) if found else {}
+            if commit.get("wal") == wal.id:
+                flushes.setdefault(int(commit["upto"]), []).append((path, int(commit["files"])))
+        committed = 0
+        for upto, files in sorted(flushes.items()):
+            if len(files) == files[0][1]:
+                committed = max(committed, upto)
+            else:
+                for path, _ in files:
+                    self.root.remove(path)
+        wal.retire(committed)
 
     def _add(self, batch: pa.RecordBatch) -> pa.RecordBatch:
         kept, streams = self.head.add(batch)
@@ -116,9 +150,10 @@ class TenantStore:
                 self.flushing.append(frozen)
                 upto = self.wal.rotate() if self.wal is not None else 0
             try:
+                commit = {"wal": self.wal.id, "upto": upto} if self.wal is not None else None
                 rows = write_chunks(self.root, self.tenant, frozen.table(), frozen.streams,
                                     self.settings.row_group_size, self.settings.field_columns,
-                                    self.settings.rollup_words)
+                                    self.settings.rollup_words, commit=commit)
             except BaseException:
                 # keep the entries: back into the head (their WAL segments are not retired)
                 with self._lock:
@@ -127,6 +162,7 @@ class TenantStore:
                         self.head.add(batch)
                     self._flushed.notify_all()
                 raise
+            failpoint("flush:written")
             with self._lock:
                 self.index.add_rows(rows)
                 self.flushing.remove(frozen)
@@ -135,6 +171,10 @@ class TenantStore:
             if self.wal is not None:
                 self.wal.retire(upto)
             return frozen.rows
+
+    def flushes_paused(self) -> threading.Lock:
+        """Held: no flush runs (one under way is waited for)."""
+        return self._flush_lock
 
     def _recent_within(self) -> list[tuple[float, pa.Table]]:
         oldest = time.monotonic() - self.settings.chunk_retain_period / 1e9
@@ -149,7 +189,7 @@ class TenantStore:
     def refresh(self) -> None:
         """Read the index files written elsewhere since the last look (store/index.py `load`);
         new files are fetched before queries are held up by the swap."""
-        listed = self.root.glob(f"{self.tenant}/index/day=*/*.parquet")
+        listed = self.root.glob(f"{literal(self.tenant)}/index/day=*/*.parquet")
         readable(self.root.full(f) for f in listed if f not in self.index.files)
         with self._lock:
             self.index.load(self.root, self.tenant)

@@ -9,6 +9,9 @@ A tenant's WAL is a folder of segments, each an Arrow IPC stream of ENTRIES batc
    segment's number so a flush can `retire(upto)` the segments its data came from.
 4. `replay()` yields every batch of every segment in order; a torn tail (a crash mid-write of a
    batch that was never acknowledged) ends that segment's replay.
+5. `id` names the segments' numbering (kept in the folder): a flush's index files carry it with
+   the segments they cover (store/tenant.py), so a restart knows which segments a flush committed.
+   Numbers restart at 1 when a process starts on an empty folder, and so does the id: a new one.
 
 Thread safety: `write` and `rotate` must be called under the caller's lock that also guards the
 head, so that a segment never holds an entry the head it is retired with does not; `sync` may be
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from typing import BinaryIO
 
@@ -32,6 +36,7 @@ class WAL:
         self.folder = folder
         os.makedirs(folder, exist_ok=True)
         existing = self._segments()
+        self.id = _id_of(folder, fresh=not existing)
         self._number = (existing[-1] + 1) if existing else 1
         self._sync_lock = threading.Lock()
         self._written = 0      # batches written to the open segment
@@ -93,8 +98,29 @@ class WAL:
                 continue
             yield from _read_segment(self._path(number))
 
+    def oldest_segment_ns(self) -> int | None:
+        """When the oldest segment was last written (ns), or None when there is none."""
+        found = self._segments()
+        return os.stat(self._path(found[0])).st_mtime_ns if found else None
+
     def close(self) -> None:
         self.rotate()
+
+
+def _id_of(folder: str, fresh: bool) -> str:
+    """The folder's WAL id; a new one when `fresh` (no segments) or none was kept."""
+    path = os.path.join(folder, "wal.id")
+    if not fresh and os.path.exists(path):
+        with open(path, encoding="ascii") as f:
+            return f.read().strip()
+    made = uuid.uuid4().hex
+    tmp = f"{path}.{made}.tmp"
+    with open(tmp, "w", encoding="ascii") as f:
+        f.write(made)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return made
 
 
 def _read_segment(path: str) -> Iterator[pa.RecordBatch]:
