@@ -13,18 +13,22 @@ while parsing (bad regexes in matchers, `regexp` stages), and noting the errors 
 
 from __future__ import annotations
 
-from typing import cast
+import dataclasses
+from typing import Any, cast
 
 import re2
 
 from lokiarrow.errors import BadRequest, ParseError, Unsupported
 from lokiarrow.logql import ast
 from lokiarrow.logql.promlabels import parse_label_pairs, parse_labels
+from lokiarrow.logql.quoting import to_utf8
 from lokiarrow.logql.tokens import CONVERSIONS, RANGE_OPS, VECTOR_OPS, Lexer, Token, display, expected_text
 from lokiarrow.logql.validate import (
     check_line_regex,
+    check_regex_utf8,
     go_parse_float,
     range_aggregation_error,
+    utf8_error,
     validate_tree,
     vector_aggregation_error,
 )
@@ -91,7 +95,22 @@ def _parse(text: str, validate: bool) -> ast.Expr:
             validate_tree(expr, parser.deferred)
     except RecursionError:
         raise Unsupported("queries nested this deeply") from None
-    return expr
+    return _valid_utf8(expr) if "\\" in text else expr
+
+
+def _valid_utf8(node: Any) -> Any:
+    """`node` with the raw bytes of `\\xNN` escapes that are not UTF-8 (kept as surrogate escapes
+    while parsing, for Loki's regex errors) as U+FFFD, as the push decoders store such bytes:
+    Arrow and DuckDB take UTF-8 only, and a filter for a byte then finds what that byte became."""
+    if isinstance(node, str):
+        return to_utf8(node)
+    if isinstance(node, tuple):
+        return tuple(_valid_utf8(item) for item in node)
+    if dataclasses.is_dataclass(node) and not isinstance(node, type):
+        changed = {f.name: _valid_utf8(getattr(node, f.name)) for f in dataclasses.fields(node)
+                   if f.init and not f.name.startswith("_")}
+        return dataclasses.replace(node, **changed)
+    return node
 
 
 class _Parser:
@@ -380,6 +399,9 @@ class _Parser:
         node = ast.LabelReplace(expr, args[0], args[1], args[2], args[3], pos)
         anchored = f"^(?:{args[3]})$"
         try:
+            if (error := utf8_error(anchored)) is not None:
+                self._defer(node, f"invalid regex in label_replace: error parsing regexp: {error}")
+                return node
             re2.compile(anchored, QUIET_RE2)
         except re2.error as exc:
             self._defer(node, f"invalid regex in label_replace: error parsing regexp: {go_regex_error(str(exc), anchored)}")
@@ -423,6 +445,8 @@ class _Parser:
             raise self._unexpected(tuple(MATCH_OPS))
         op = MATCH_OPS[self._take().kind]
         value = self._expect("STRING", ("STRING",))
+        if op in ("=~", "!~"):
+            check_regex_utf8(value.text)
         return Matcher(name.text, op, value.text)
 
     def _parse_pipeline(self, allow_unwrap: bool) -> tuple[tuple[ast.Stage, ...], ast.Unwrap | None]:
@@ -510,6 +534,7 @@ class _Parser:
 
     def _parse_regexp(self, pos: int) -> ast.Stage:
         pattern = self._expect("STRING", ("STRING",)).text
+        check_regex_utf8(pattern, "invalid regexp parser: ")
         try:
             compiled = re2.compile(pattern, QUIET_RE2)
         except re2.error as exc:

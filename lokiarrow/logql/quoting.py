@@ -93,3 +93,9 @@ def unicode_rune(ch: str) -> str:
     """Go's `%#U` of a rune: `U+0071 'q'` (the quoted rune only when printable)."""
     code = f"U+{ord(ch):04X}"
     return f"{code} '{ch}'" if ch.isprintable() else code
+
+
+def to_utf8(text: str) -> str:
+    """`text` with the raw bytes kept as surrogate escapes (see above) as U+FFFD: what Arrow, DuckDB
+    and RE2 can take, what the push decoders store such bytes as, and what Go's regexp reads."""
+    return text if text.isascii() else text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lokiarrow.errors import BadRequest, Unsupported
-from lokiarrow.logql.quoting import unquote
+from lokiarrow.logql.quoting import to_utf8, unquote
 from lokiarrow.logql.template_fmt import type_name
 from lokiarrow.logql.template_funcs import (
     FUNCS,
@@ -464,7 +464,10 @@ class _Parser:
                 ch = unquote(word)
             except ValueError:
                 raise self.error(f"malformed character constant: {word}", pos) from None
-            return _Const("n", ord(ch), word, ord(ch), float(ord(ch)))
+            if len(ch) != 1:   # `'ab'`, `''`
+                raise self.error(f"malformed character constant: {word}", pos)
+            code = ord(ch) - 0xDC00 if 0xDC80 <= ord(ch) <= 0xDCFF else ord(ch)   # `'\\xff'` is 255
+            return _Const("n", code, word, code, float(code))
         if kind == "number":
             return _number(word) or _raise(self.error(f"illegal number syntax: {_quote(word)}", pos))
         if kind == ".":
@@ -732,7 +735,7 @@ def _pipeline(cmds: list[tuple[int, str, list[Any]]]) -> Ev:
 class Template:
     """A compiled template. `render` is safe to call from many threads at once (no shared state)."""
 
-    __slots__ = ("text", "name", "_run", "_nvars", "_simple_key", "_const", "_missing")
+    __slots__ = ("text", "name", "_run", "_nvars", "_simple_key", "_const", "_missing", "_escapes")
 
     def __init__(self, text: str, name: str = "line", promtail: bool = False) -> None:
         self.text, self.name = text, name
@@ -744,6 +747,7 @@ class Template:
         kinds = [t[0] for t in toks]
         self._simple_key = toks[1][1][1:] if kinds == ["left", "field", "right", "eof"] else None
         self._const = "".join(t[1] for t in toks if t[0] == "text") if set(kinds) <= {"text", "eof"} else None
+        self._escapes = "\\" in text   # a `"\\x99"` literal yields a byte that is not UTF-8
 
     def render(self, data: dict[str, str], line: str = "", ts_ns: int = 0) -> str:
         """The template's output for one entry: `data` is its label set, `line` and `ts_ns` feed
@@ -758,12 +762,17 @@ class Template:
             self._run(_Ctx(data, line, ts_ns, self._nvars, self._missing), data, out)
         except _Located as exc:
             before = self.text[:exc.pos]
-            col = len(before.encode()) - (len(before[:before.rfind("\n") + 1].encode()) if "\n" in before else 0)
+            size = len(before.encode("utf-8", "surrogateescape"))
+            line_start = before[:before.rfind("\n") + 1]
+            col = size - len(line_start.encode("utf-8", "surrogateescape"))
             raise TemplateExecError(f"template: {self.name}:{before.count(chr(10)) + 1}:{col}: executing "
                                     f'"{self.name}" at <{exc.node}>: {exc.msg}') from None
         except (_Break, _Continue):
             pass
-        return "".join(out)
+        text = "".join(out)
+        if self._escapes and not text.isascii():   # raw bytes as U+FFFD, as Loki's JSON answer shows them
+            return to_utf8(text)
+        return text
 
     def __repr__(self) -> str:
         return f"Template({self.text!r})"

@@ -164,7 +164,7 @@ def _format_one(flags: str, width: int | None, prec: str | None, verb: str, arg:
         if verb == "q":
             return _pad(go_quote(s if prec is None else s[:int(prec or 0)]), flags, width)
         if verb in "xX":
-            h = s.encode().hex()
+            h = s.encode("utf-8", "surrogateescape").hex()
             return _pad(h.upper() if verb == "X" else h, flags, width)
     elif t is int:
         n: int = arg  # type: ignore[assignment]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import re2
 
+from lokiarrow.logql.quoting import to_utf8
 from lokiarrow.logql.template_fmt import go_str, sprint, sprintf, sprintln, type_name
 from lokiarrow.logql.template_time import GoTime, format_layout, parse_layout, unix_to_time, zone
 from lokiarrow.model import go_regex_error
@@ -84,16 +85,23 @@ def to_float64(v: object) -> float:
     return 0.0
 
 
-_D = decimal.Context(prec=200)
+_D = decimal.Context(prec=700)   # exact for any float quotient quantized to 1e-16
 _DIV_QUANTUM = decimal.Decimal("1e-16")
+
+
+def _to_decimal(x: object) -> decimal.Decimal:
+    f = to_float64(x)
+    if not math.isfinite(f):   # shopspring's NewFromFloat panics, which Go's template reports
+        raise CallError(f"Cannot create a Decimal from {'NaN' if math.isnan(f) else '+Inf' if f > 0 else '-Inf'}")
+    return decimal.Decimal(repr(f))
 
 
 def _decimal_op(op: str) -> Callable[..., float]:
     """Sprig's addf/subf/mulf/divf: shopspring decimal arithmetic on the shortest decimal of each float."""
     def run(a: object, *rest: object) -> float:
-        acc = decimal.Decimal(repr(to_float64(a)))
+        acc = _to_decimal(a)
         for x in rest:
-            d = decimal.Decimal(repr(to_float64(x)))
+            d = _to_decimal(x)
             if op == "+":
                 acc = _D.add(acc, d)
             elif op == "-":
@@ -123,12 +131,23 @@ def _int_mod(a: object, b: object) -> int:
     return x - y * _int_div(x, y)
 
 
+def _integral(fn: Callable[[float], int], x: float) -> float:
+    """Go's math.Ceil/Floor: infinities and NaN come back as they are (Python's raise)."""
+    return float(fn(x)) if math.isfinite(x) else x
+
+
 def _round(a: object, p: int, *on: float) -> float:
     round_on = on[0] if on else 0.5
-    pow10 = math.pow(10, p)
+    try:
+        pow10 = math.pow(10, p)
+    except OverflowError:
+        pow10 = math.inf
     digit = pow10 * to_float64(a)
     frac = math.modf(digit)[0]
-    return (math.ceil(digit) if frac >= round_on else math.floor(digit)) / pow10
+    rounded = _integral(math.ceil if frac >= round_on else math.floor, digit)
+    if pow10 == 0:   # Go's float division: 0/0 is NaN, x/0 an infinity
+        return math.nan if rounded == 0 or math.isnan(rounded) else math.copysign(math.inf, rounded)
+    return rounded / pow10
 
 
 def _title(s: str) -> str:
@@ -160,7 +179,27 @@ def _trunc(c: int, s: str) -> str:
     return s
 
 
+MAX_BUILT_CHARS = 1 << 26   # repeat, indent and align refuse to build a longer string
+
+
+def _spaces(n: int, times: int = 1) -> str:
+    _check_built(max(n, 0) * times)
+    return " " * n
+
+
+def _check_built(size: int) -> None:
+    if size > MAX_BUILT_CHARS:
+        raise CallError(f"cannot build a string of {size} characters: the limit is {MAX_BUILT_CHARS}")
+
+
+def _indent(n: int, s: str) -> str:
+    pad = _spaces(n, s.count("\n") + 1)
+    _check_built(len(s) + len(pad) * (s.count("\n") + 1))
+    return pad + s.replace("\n", "\n" + pad)
+
+
 def _align(count: int, s: str, left: bool) -> str:
+    _check_built(count)
     if count < 0 or count == len(s):
         return s
     if count > len(s):
@@ -171,6 +210,7 @@ def _align(count: int, s: str, left: bool) -> str:
 def _repeat(n: int, s: str) -> str:
     if n < 0:
         raise CallError("strings: negative Repeat count")
+    _check_built(len(s) * n)
     return s * n
 
 
@@ -181,6 +221,8 @@ def _regex(pattern: str) -> re2._Regexp:
         raw = exc.args[0] if exc.args else exc
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
         raise CallError(f"error parsing regexp: {go_regex_error(text, pattern)}") from None
+    except UnicodeEncodeError:   # not UTF-8 (a `\\x99` escape): Go's regexp refuses it too
+        raise CallError(f"error parsing regexp: invalid UTF-8: `{to_utf8(pattern)}`") from None
 
 
 _REGEX_CACHE: dict[str, re2._Regexp] = {}
@@ -240,13 +282,14 @@ def _group(m: object, name: str) -> str:
 
 def _replace_all(pattern: str, s: str, repl: str, literal: bool) -> str:
     r = _regex(pattern)
+    s, repl = to_utf8(s), to_utf8(repl)
     if literal or "$" not in repl:
         return r.sub(lambda _m: repl, s)
     return r.sub(lambda m: _expand(repl, m), s)
 
 
 def _count(pattern: str, s: str) -> int:
-    return sum(1 for _ in _regex(pattern).finditer(s))
+    return sum(1 for _ in _regex(pattern).finditer(to_utf8(s)))
 
 
 def _urldecode(s: str) -> str:
@@ -311,7 +354,10 @@ def _date(layout: str, d: object) -> str:
         t = GoTime(d * 10**9)  # type: ignore[operator]
     else:
         t = _now()
-    return format_layout(GoTime(t.ns), layout)
+    try:
+        return format_layout(GoTime(t.ns), layout)
+    except (OverflowError, ValueError):
+        raise CallError(f"cannot format the time {t.ns} ns: out of range") from None
 
 
 def _now() -> GoTime:
@@ -340,7 +386,7 @@ def _go_replace(s: str, old: str, new: str, n: int) -> str:
 # Go's builtins (those that take plain values; and/or are compiled lazily by the compiler).
 def _len(v: object) -> int:
     if type(v) is str:
-        return len(v.encode())  # type: ignore[attr-defined]
+        return len(v.encode("utf-8", "surrogateescape"))  # type: ignore[attr-defined]
     if type(v) in (list, dict):
         return len(v)  # type: ignore[arg-type]
     raise CallError(f"len of type {type_name(v)}" if v is not None else "len of nil pointer")
@@ -357,7 +403,7 @@ def _index(v: object, *keys: object) -> object:
         elif type(v) in (list, str):
             if type(k) is not int:
                 raise CallError(f"cannot index slice/array with type {type_name(k)}")
-            seq = v.encode() if type(v) is str else v  # type: ignore[attr-defined]
+            seq = v.encode("utf-8", "surrogateescape") if type(v) is str else v  # type: ignore[attr-defined]
             if not 0 <= k < len(seq):  # type: ignore[arg-type, operator]
                 raise CallError(f"index out of range: {k}")
             v = seq[k]  # type: ignore[index]
@@ -371,7 +417,7 @@ def _slice(v: object, *idx: object) -> object:
         raise CallError(f"can't slice item of type {type_name(v)}")
     if len(idx) > 2 + (type(v) is list):
         raise CallError(f"too many slice indexes: {len(idx)}")
-    seq = v.encode() if type(v) is str else v  # type: ignore[attr-defined]
+    seq = v.encode("utf-8", "surrogateescape") if type(v) is str else v  # type: ignore[attr-defined]
     bounds = [to_int64(i) for i in idx] + [len(seq)] * (2 - len(idx))  # type: ignore[arg-type]
     if not 0 <= bounds[0] <= bounds[1] <= len(seq):  # type: ignore[arg-type]
         raise CallError(f"index out of range: {bounds[1]}")
@@ -454,7 +500,7 @@ FUNCS: dict[str, Func] = {
     "regexReplaceAllLiteral": Func("sss", None, lambda r, s, x: _replace_all(r, s, x, True)),
     "count": Func("ss", None, _count),
     "urldecode": Func("s", None, _urldecode),
-    "urlencode": Func("s", None, lambda s: urllib.parse.quote_plus(s, safe="-_.~")),
+    "urlencode": Func("s", None, lambda s: urllib.parse.quote_plus(s, safe="-_.~", errors="surrogateescape")),
     "bytes": Func("s", None, _bytes),
     "duration": Func("s", None, _duration),
     "duration_seconds": Func("s", None, _duration),
@@ -466,7 +512,7 @@ FUNCS: dict[str, Func] = {
     "alignRight": Func("is", None, lambda n, s: _align(n, s, False)),
     "b64dec": Func("s", None, _b64dec),
     # Sprig's
-    "b64enc": Func("s", None, lambda s: base64.b64encode(s.encode()).decode()),
+    "b64enc": Func("s", None, lambda s: base64.b64encode(s.encode("utf-8", "surrogateescape")).decode()),
     "lower": Func("s", None, str.lower),
     "upper": Func("s", None, str.upper),
     "title": Func("s", None, _title),
@@ -475,8 +521,8 @@ FUNCS: dict[str, Func] = {
     "contains": Func("ss", None, lambda sub, s: sub in s),
     "hasPrefix": Func("ss", None, lambda p, s: s.startswith(p)),
     "hasSuffix": Func("ss", None, lambda p, s: s.endswith(p)),
-    "indent": Func("is", None, lambda n, s: " " * n + s.replace("\n", "\n" + " " * n)),
-    "nindent": Func("is", None, lambda n, s: "\n" + " " * n + s.replace("\n", "\n" + " " * n)),
+    "indent": Func("is", None, _indent),
+    "nindent": Func("is", None, lambda n, s: "\n" + _indent(n, s)),
     "replace": Func("sss", None, lambda old, new, s: s.replace(old, new)),
     "repeat": Func("is", None, _repeat),
     "trim": Func("s", None, str.strip),
@@ -498,8 +544,8 @@ FUNCS: dict[str, Func] = {
     "min": Func("a", "a", lambda a, *v: min([to_int64(a), *map(to_int64, v)])),
     "maxf": Func("a", "a", lambda a, *v: max([to_float64(a), *map(to_float64, v)])),
     "minf": Func("a", "a", lambda a, *v: min([to_float64(a), *map(to_float64, v)])),
-    "ceil": Func("a", None, lambda a: float(math.ceil(to_float64(a)))),
-    "floor": Func("a", None, lambda a: float(math.floor(to_float64(a)))),
+    "ceil": Func("a", None, lambda a: _integral(math.ceil, to_float64(a))),
+    "floor": Func("a", None, lambda a: _integral(math.floor, to_float64(a))),
     "round": Func("ai", "f", _round),
     "fromJson": Func("s", None, _from_json),
     "date": Func("sa", None, _date),
@@ -540,7 +586,7 @@ def coerce(kind: str, v: object) -> object:
 
 
 def _salted(hash_name: str) -> Callable[[str, str], str]:
-    return lambda salt, s: hashlib.new(hash_name, (salt + s).encode()).hexdigest()
+    return lambda salt, s: hashlib.new(hash_name, (salt + s).encode("utf-8", "surrogateescape")).hexdigest()
 
 
 # Promtail's `template` and `replace` stages add these to the functions above

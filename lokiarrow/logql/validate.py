@@ -12,6 +12,7 @@ import re2
 
 from lokiarrow.errors import ParseError
 from lokiarrow.logql import ast
+from lokiarrow.logql.quoting import to_utf8
 from lokiarrow.model import QUIET_RE2, Matcher, go_quote, go_regex_error
 
 EMPTY_COMPATIBLE = ("queries require at least one regexp or equality matcher that does not have an "
@@ -46,8 +47,26 @@ def validate_matchers(matchers: tuple[Matcher, ...]) -> None:
         raise ParseError(EMPTY_COMPATIBLE)
 
 
+def utf8_error(pattern: str) -> str | None:
+    """Go's regexp refuses a pattern that is not UTF-8 (a string with a `\\x99` escape unquotes to
+    such bytes, kept here as surrogate escapes, which RE2 cannot take): its error, else None."""
+    try:
+        pattern.encode()
+    except UnicodeEncodeError:
+        return f"invalid UTF-8: `{to_utf8(pattern)}`"
+    return None
+
+
+def check_regex_utf8(pattern: str, prefix: str = "") -> None:
+    """Raise Go's parse error for a regex that is not UTF-8 (see `utf8_error`)."""
+    error = utf8_error(pattern)
+    if error is not None:
+        raise ParseError(f"{prefix}error parsing regexp: {error}")
+
+
 def check_line_regex(pattern: str) -> None:
     """Line-filter regexes are unanchored RE2; a bad one fails as a bad matcher regex does."""
+    check_regex_utf8(pattern)
     try:
         re2.compile(pattern, QUIET_RE2)
     except re2.error as exc:

@@ -39,7 +39,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from lokiarrow.errors import BadRequest, LokiError
 from lokiarrow.model import go_quote
-from lokiarrow.wire.push import MAX_DECOMPRESSED_BYTES
+from lokiarrow.wire.push import MAX_DECOMPRESSED_BYTES, inflate_into
 from lokiarrow.wire.stream import Pairs, PushStream
 
 PROTOBUF = "application/x-protobuf"
@@ -104,7 +104,7 @@ def _gunzip(body: bytes, limit: int) -> bytes:
             raise BadRequest("gzip: invalid header")
         inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
         try:
-            out += inflater.decompress(body, limit + 1 - len(out))
+            inflate_into(inflater, body, out, limit)
         except zlib.error as exc:
             cause = str(exc).split(": ", 1)[-1]   # zlib's "Error -3 while decompressing data: <cause>"
             check = cause in ("incorrect data check", "incorrect length check")

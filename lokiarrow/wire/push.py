@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import zlib
+from typing import Any
 
 from lokiarrow.errors import BadRequest
 from lokiarrow.model import go_quote
@@ -18,6 +19,7 @@ from lokiarrow.wire.push_protobuf import decode_protobuf
 from lokiarrow.wire.stream import PushStream
 
 MAX_DECOMPRESSED_BYTES = 512 << 20
+INFLATE_STEP = 1 << 20
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": -zlib.MAX_WBITS}
 
 
@@ -43,7 +45,7 @@ def _inflate(body: bytes, wbits: int, encoding: str, limit: int) -> bytes:
     while True:
         inflater = zlib.decompressobj(wbits)
         try:
-            out += inflater.decompress(body, limit + 1 - len(out))
+            inflate_into(inflater, body, out, limit)
         except zlib.error as exc:
             raise BadRequest(f"cannot parse push request: {encoding}: {exc}") from None
         if len(out) > limit:
@@ -53,6 +55,17 @@ def _inflate(body: bytes, wbits: int, encoding: str, limit: int) -> bytes:
         body = inflater.unused_data
         if not body or encoding != "gzip":
             return bytes(out)
+
+
+def inflate_into(inflater: Any, data: bytes, out: bytearray, limit: int) -> None:
+    """Inflate one deflate or gzip stream onto `out` in steps of INFLATE_STEP bytes, stopping
+    once `out` holds more than `limit`: a bomb costs `limit` bytes of memory, never more."""
+    while not inflater.eof and len(out) <= limit:
+        step = inflater.decompress(data, min(INFLATE_STEP, limit + 1 - len(out)))
+        data = inflater.unconsumed_tail
+        if not step and not data:
+            return
+        out += step
 
 
 def _too_large(size: int, limit: int) -> BadRequest:

@@ -94,9 +94,12 @@ def _plain_values(values: list[Any]) -> tuple[pa.Int64Array, pa.StringArray, Non
         return None
     stamps, lines = zip(*values, strict=True)
     try:
-        return pc.cast(pa.array(stamps, pa.string()), pa.int64()), pa.array(lines, pa.string()), None
+        ts, text = pc.cast(pa.array(stamps, pa.string()), pa.int64()), pa.array(lines, pa.string())
     except (pa.ArrowInvalid, pa.ArrowTypeError):
         return None
+    if ts.null_count or text.null_count:   # a null timestamp or line: `_values` names it
+        return None
+    return ts, text, None
 
 
 def _values(values: list[Any], where: str) -> tuple[pa.Int64Array, pa.StringArray, list[Pairs] | None]:

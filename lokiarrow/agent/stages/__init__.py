@@ -42,6 +42,7 @@ class Stateless:
 
 
 Builder = Callable[[Any], Stage]  # given a Section, or the list of a list-valued stage
+LIST_STAGES = frozenset({"labeldrop", "labelallow"})   # the stages whose value may be a list
 
 
 class Pipeline:
@@ -95,5 +96,8 @@ def build(items: list[Section] | None, path: str = "pipeline_stages") -> Pipelin
             raise ConfigError(item.at(name), "unknown stage")
         value = item.value[name]
         # most stages take a mapping; `labeldrop`/`labelallow` take a list of names
-        stages.append(builder(value if isinstance(value, list) else item.section(name)))
+        if isinstance(value, list) and name in LIST_STAGES:
+            stages.append(builder(value))
+        else:
+            stages.append(builder(item.section(name)))   # a list here fails as "must be a mapping"
     return Pipeline(stages)

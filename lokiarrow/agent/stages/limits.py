@@ -3,6 +3,7 @@ length), `limit` (a token bucket, per stream label if asked) and `sampling` (a r
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from typing import Any
@@ -142,9 +143,9 @@ class Limit(Stateless):
     def __init__(self, section: Section) -> None:
         problem = "limit stage failed to parse rate or burst"
         rate, burst = _number(section, "rate", problem), _number(section, "burst", problem)
-        if rate <= 0:
+        if not rate > 0 or rate == math.inf:   # NaN and infinities (`1e400`) too
             raise ConfigError(section.at("rate"), problem)
-        if burst <= 0 or burst != int(burst):
+        if not 0 < burst < math.inf or burst != int(burst):
             raise ConfigError(section.at("burst"), problem)
         self.rate, self.burst = rate, int(burst)
         self.drop = section.boolean("drop", False)
