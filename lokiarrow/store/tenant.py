@@ -2,7 +2,9 @@
 
 Contract:
 - `push(batch)` returns only once the kept entries are durable in the WAL (group commit) and
-  visible to `snapshot()`. It waits while a flush is under way and the head is full again.
+  visible to `snapshot()`. It waits while a flush is under way and the head is full again. When
+  the WAL cannot be written (a full disk) it fails with LokiError (500); the entries may stay in
+  the head (a retry of the same push is kept once).
 - `snapshot()` gives a consistent view for a query: the heads in memory plus the index rows of
   every chunk written so far. An entry is in exactly one of them at any moment: a flushed head
   leaves memory in the same step its index rows arrive.
@@ -24,6 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lokiarrow.config import Ingester
+from lokiarrow.errors import LokiError
 from lokiarrow.store import names
 from lokiarrow.store.chunks import WAL_COMMIT_KEY, write_chunks
 from lokiarrow.store.failpoints import failpoint
@@ -124,9 +127,15 @@ class TenantStore:
             while self.flushing and self.head.rows >= self.settings.flush_max_rows:
                 self._flushed.wait(timeout=1.0)
             kept = self._add(batch)
-            ticket = self.wal.write(kept) if self.wal is not None and kept.num_rows else None
+            try:
+                ticket = self.wal.write(kept) if self.wal is not None and kept.num_rows else None
+            except OSError as exc:
+                raise LokiError(f"cannot write the WAL: {exc}") from None
         if ticket is not None and self.wal is not None:
-            self.wal.sync(ticket)
+            try:
+                self.wal.sync(ticket)
+            except OSError as exc:
+                raise LokiError(f"cannot write the WAL: {exc}") from None
         return kept.num_rows
 
     def snapshot(self) -> Snapshot:

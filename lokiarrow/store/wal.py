@@ -9,7 +9,10 @@ A tenant's WAL is a folder of segments, each an Arrow IPC stream of ENTRIES batc
    segment's number so a flush can `retire(upto)` the segments its data came from.
 4. `replay()` yields every batch of every segment in order; a torn tail (a crash mid-write of a
    batch that was never acknowledged) ends that segment's replay.
-5. `id` names the segments' numbering (kept in the folder): a flush's index files carry it with
+5. A failed write or fsync (a full disk) fails the pushes whose batches it did not make durable,
+   and leaves the segment: the next write opens a new one, so a torn batch ends only that segment
+   (whose replay stops there: nothing after it was acknowledged).
+6. `id` names the segments' numbering (kept in the folder): a flush's index files carry it with
    the segments they cover (store/tenant.py), so a restart knows which segments a flush committed.
    Numbers restart at 1 when a process starts on an empty folder, and so does the id: a new one.
 
@@ -43,6 +46,8 @@ class WAL:
         self._synced = 0       # batches of the open segment known to be on disk
         self._file: BinaryIO | None = None
         self._writer: pa.ipc.RecordBatchStreamWriter | None = None
+        self._durable_upto: dict[int, int] = {}   # failed segments: how many of their batches are on disk
+        self._broken = False                      # the open segment failed: the next write leaves it
 
     def _segments(self) -> list[int]:
         return sorted(int(n.split(".")[0]) for n in os.listdir(self.folder) if n.endswith(".arrow"))
@@ -51,26 +56,55 @@ class WAL:
         return os.path.join(self.folder, f"{number:010d}.arrow")
 
     def _open(self) -> None:
-        self._file = open(self._path(self._number), "ab", buffering=0)  # noqa: SIM115
-        # lz4 quarters what each fsync must write, for less CPU than the write it saves
-        self._writer = pa.ipc.new_stream(self._file, ENTRIES, options=pa.ipc.IpcWriteOptions(compression="lz4"))
+        path = self._path(self._number)
+        self._file = open(path, "ab", buffering=0)  # noqa: SIM115
+        try:
+            # lz4 quarters what each fsync must write, for less CPU than the write it saves
+            self._writer = pa.ipc.new_stream(self._file, ENTRIES, options=pa.ipc.IpcWriteOptions(compression="lz4"))
+        except OSError:   # not even the header fits: the segment holds nothing, it goes
+            self._file.close()
+            self._file = None
+            os.remove(path)
+            raise
         self._written = self._synced = 0
 
     def write(self, batch: pa.RecordBatch) -> tuple[int, int]:
+        if self._broken:
+            self.rotate()
         if self._writer is None:
             self._open()
         assert self._writer is not None
-        self._writer.write_batch(batch)
+        try:
+            self._writer.write_batch(batch)
+        except OSError:
+            self._fail()
+            raise
         self._written += 1
         return self._number, self._written
+
+    def _fail(self) -> None:
+        """The open segment could not be written: what was synced stays, the rest is not durable."""
+        with self._sync_lock:
+            self._durable_upto.setdefault(self._number, self._synced)
+            self._broken = True
 
     def sync(self, ticket: tuple[int, int]) -> None:
         number, seq = ticket
         with self._sync_lock:
+            durable = self._durable_upto.get(number)
+            if durable is not None:
+                if seq > durable:
+                    raise OSError(f"the WAL segment {number} could not be written to disk")
+                return
             if number != self._number or self._synced >= seq or self._file is None:
                 return  # rotated (rotation fsyncs) or already covered by another caller's fsync
             target = self._written
-            os.fsync(self._file.fileno())
+            try:
+                os.fsync(self._file.fileno())
+            except OSError:
+                self._durable_upto[number] = self._synced
+                self._broken = True
+                raise
             self._synced = target
 
     def rotate(self) -> int:
@@ -78,11 +112,16 @@ class WAL:
         with self._sync_lock:
             closed = self._number
             if self._writer is not None and self._file is not None:
-                self._writer.close()
-                os.fsync(self._file.fileno())
-                self._file.close()
+                try:
+                    self._writer.close()
+                    os.fsync(self._file.fileno())
+                except OSError:   # every acknowledged batch was synced already: a torn end at worst
+                    self._durable_upto.setdefault(closed, self._synced)
+                finally:
+                    self._file.close()
             self._writer = None
             self._file = None
+            self._broken = False
             self._number += 1
             return closed
 
