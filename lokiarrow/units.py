@@ -119,6 +119,29 @@ def parse_prometheus_duration_ns(text: str) -> int:
 _GO_UNITS = ("ns", "us", "µs", "μs", "ms", "s", "m", "h")
 
 
+def go_time_duration(ns: int) -> str:
+    """Print nanoseconds as Go's time.Duration prints them (`48h0m0s`, `3m2s`, `1.5s`, `250ms`)."""
+    if ns == 0:
+        return "0s"
+    sign, ns = ("-", -ns) if ns < 0 else ("", ns)
+    if ns < 10**9:
+        for unit, size in (("ms", 10**6), ("µs", 10**3), ("ns", 1)):
+            if ns >= size or unit == "ns":
+                return sign + _trimmed(ns, size) + unit
+    hours, rest = divmod(ns, 3600 * 10**9)
+    minutes, rest = divmod(rest, 60 * 10**9)
+    text = _trimmed(rest, 10**9) + "s"
+    if hours:
+        return f"{sign}{hours}h{minutes}m{text}"
+    return f"{sign}{minutes}m{text}" if minutes else sign + text
+
+
+def _trimmed(value: int, size: int) -> str:
+    whole, fraction = divmod(value, size)
+    digits = len(str(size)) - 1
+    return f"{whole}.{fraction:0{digits}d}".rstrip("0").rstrip(".") if fraction else str(whole)
+
+
 def go_duration_ns(text: str) -> int:
     """Go's time.ParseDuration exactly (no d/w/y), with Go's `time: …` error text."""
     if not any(ch.isdigit() for ch in text) and text not in ("0", ""):

@@ -41,6 +41,7 @@ from lokiarrow.server.params import (
     parse_step,
     parse_time,
 )
+from lokiarrow.units import format_duration, go_time_duration
 
 router = APIRouter()
 T = TypeVar("T")
@@ -60,6 +61,16 @@ async def run_query(svc: Services, tenant: str, fn: Callable[..., T], *args: obj
     except TimeoutError:
         deadline.expire()
         raise QueryTimeout() from None
+
+
+def check_query_length(svc: Services, tenant: str, start: int, end: int) -> None:
+    """Loki's `max_query_length` (the smallest of a multi-tenant query's; 0: none), on the range
+    in whole milliseconds as Loki's frontend measures it."""
+    limit = min((t for t in (svc.limits(one).max_query_length for one in tenant.split("|")) if t > 0), default=0)
+    length = (end // 10**6 - start // 10**6) * 10**6
+    if limit and length > limit:
+        raise BadRequest(f"the query time range exceeds the limit (query length: {go_time_duration(length)}, "
+                         f"limit: {format_duration(limit)})")
 
 
 def success(data: Any) -> Response:
@@ -83,6 +94,7 @@ async def query_range(request: Request, svc: ServicesDep, tenant: QueryTenantDep
         raise BadRequest("query parameter is required")  # Loki: empty query
     start, end = parse_bounds(p)
     req = RangeRequest(query, start, end, parse_limit(p), parse_backward(p), parse_step(p, start, end))
+    check_query_length(svc, tenant, start, end)
     if svc.config.frontend.downstream_url:   # split by interval, parts run downstream (lokiarrow/frontend)
         downstream = Downstream.of(svc.config.frontend.downstream_url, request.headers)
         data = await split_query_range(downstream, req, p.get("step", ""), [svc.limits(t) for t in tenant.split("|")])
