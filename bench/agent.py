@@ -36,7 +36,7 @@ import httpx
 import orjson
 import psutil
 
-from bench.report import machine, replace_section
+from bench.report import machine, write_section
 from bench.server import ROOT, Sampler, ServerProcess, _die_with_parent
 from lokiarrow.wire.push_protobuf import encode_streams
 from tests.conftest import PERMISSIVE, free_port
@@ -289,8 +289,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     res = run(args.lines, args.files, args.seed, args.workdir, args.timeout or max(120.0, args.lines / 2_000))
     res.command = " ".join(["./run.sh bench agent", *(sys.argv[1:] if argv is None else argv)])
-    old = args.output.read_text() if args.output.exists() else ""
-    args.output.write_text(replace_section(old, SECTION, markdown(res)))
+    write_section(args.output, SECTION, markdown(res))
     print(f"agent {res.agent_lines_per_s:,.0f} lines/s (floor {res.floor_lines_per_s:,.0f}), peak RSS "
           f"{res.agent_rss_peak / 1e6:,.0f} MB, stored {res.agent_stored:,}/{res.lines:,} "
           f"[target ≥ {TARGET_LINES_PER_S:,} lines/s, ≤ {TARGET_RSS_BYTES / 1e6:.0f} MB]: "

@@ -32,7 +32,7 @@ import psutil
 from bench import generate, legacy, push
 from bench.metrics import MetricQuery, answer_series, build_metric_queries
 from bench.queries import Query, build_queries
-from bench.report import machine, replace_section
+from bench.report import machine, write_section
 from bench.run import Http, flush
 from bench.server import ROOT, ServerProcess, _die_with_parent
 
@@ -232,8 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     res = run(args.lines, args.seed, args.runs, args.workdir, args.timeout or max(600.0, args.lines / 5_000))
     res.command = " ".join(["./run.sh bench compact", *(sys.argv[1:] if argv is None else argv)])
-    old = args.output.read_text() if args.output.exists() else ""
-    args.output.write_text(replace_section(old, SECTION, markdown(res)))
+    write_section(args.output, SECTION, markdown(res))
     print(f"disk {res.before.bytes / 1e6:,.1f} MB in {res.before.chunk_files:,} chunk files -> "
           f"{res.after.bytes / 1e6:,.1f} MB in {res.after.chunk_files:,}; compaction {res.compact_seconds:.1f} s")
     for q in res.queries:

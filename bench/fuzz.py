@@ -29,7 +29,7 @@ from pathlib import Path
 import cramjam
 import pyarrow as pa
 
-from bench.report import machine, replace_section
+from bench.report import machine, write_section
 from lokiarrow.errors import LokiError
 from lokiarrow.exec.engine import RangeRequest
 from lokiarrow.wire.push import MAX_DECOMPRESSED_BYTES, decode_push
@@ -196,8 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     for c in cases:
         print(f"{c.what}: {c.answer} in {c.seconds * 1000:.0f} ms, peak {c.peak_bytes / MIB:.0f} MiB", file=sys.stderr)
     if not args.no_report:
-        text = REPORT.read_text() if REPORT.exists() else INTRO
-        REPORT.write_text(replace_section(text, "fuzz", render(tallies, cases, args.inputs)))
+        write_section(REPORT, "fuzz", render(tallies, cases, args.inputs), INTRO)
     return 1 if any(t.crashes for t in tallies) else 0
 
 

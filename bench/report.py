@@ -9,6 +9,7 @@ import sys
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from importlib import metadata
+from pathlib import Path
 
 import psutil
 
@@ -351,6 +352,12 @@ def replace_section(text: str, name: str, body: str) -> str:
         if found.group(1) == name:
             return text[:found.start()] + block + text[found.end():]
     return f"{text.rstrip()}\n\n{block}" if text.strip() else block
+
+
+def write_section(path: Path, name: str, body: str, intro: str = "") -> None:
+    """Rewrite the section `name` of the report at `path` (created from `intro` when absent)."""
+    old = path.read_text() if path.exists() else intro
+    path.write_text(replace_section(old, name, body))
 
 
 def keep_sections(old: str, new: str) -> str:

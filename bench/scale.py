@@ -29,7 +29,7 @@ from pathlib import Path
 
 from bench import generate, push
 from bench.metrics import MetricQuery, answer_series, build_metric_queries, compare
-from bench.report import machine, replace_section
+from bench.report import machine, write_section
 from bench.run import Http, flush
 from bench.server import BENCH_CONFIG, ROOT, ServerProcess, _die_with_parent
 from tests.conftest import free_port
@@ -226,8 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.lines, args.seed, args.runs, args.split, args.workdir, args.timeout)
     text = markdown(result)
     print(text)
-    old = args.output.read_text() if args.output.exists() else ""
-    args.output.write_text(replace_section(old, SECTION, text))
+    write_section(args.output, SECTION, text)
     return 0
 
 

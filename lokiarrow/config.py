@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -149,6 +150,12 @@ _BYTE_SIZE_UNITS = {"": 0, "b": 0, "byte": 0, "k": 10, "kb": 10, "kilo": 10, "ki
                     "t": 40, "tb": 40, "tera": 40, "terabyte": 40, "terabytes": 40,
                     "p": 50, "pb": 50, "peta": 50, "petabyte": 50, "petabytes": 50, "e": 60, "eb": 60}
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def smallest_positive(values: Iterable[int]) -> int:
+    """The smallest value above 0, or 0 (Loki's SmallestPositiveNonZeroDurationPerTenant: a query
+    over several tenants is bounded by the strictest of them)."""
+    return min((v for v in values if v > 0), default=0)
 
 
 def parse_byte_size(text: str) -> int:

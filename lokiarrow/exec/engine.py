@@ -9,7 +9,7 @@ deadline has expired.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields, is_dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -27,7 +27,7 @@ from lokiarrow.exec.metrics.series import Matrix, Scalar
 from lokiarrow.exec.results import stats_block, streams_result
 from lokiarrow.exec.sources import streams_in_range
 from lokiarrow.exec.writers import Want, Writers
-from lokiarrow.logql.ast import Expr, LogExpr, LogRange, VectorAggregation
+from lokiarrow.logql.ast import Expr, LogExpr, VectorAggregation, log_ranges
 from lokiarrow.logql.parser import parse_expr, parse_matchers
 from lokiarrow.model import Matcher
 from lokiarrow.overrides import TenantLimits
@@ -52,20 +52,9 @@ def _sort_order(expr: Expr) -> str | None:
     return None
 
 
-def _ranges(node: object) -> list[LogRange]:
-    """Every `{…}[range]` of a metric query."""
-    if isinstance(node, LogRange):
-        return [node]
-    if isinstance(node, tuple):
-        return [r for child in node for r in _ranges(child)]
-    if not is_dataclass(node):
-        return []
-    return [r for f in fields(node) for r in _ranges(getattr(node, f.name))]
-
-
 def metric_want(expr: Expr, steps: np.ndarray) -> Want:
     """What the steps of a metric query read: each range's window before each step."""
-    ranges = _ranges(expr)
+    ranges = log_ranges(expr)
     reach = max((r.range_ns + r.offset_ns for r in ranges), default=0)
     return Want(int(steps[0]) - reach - 1, int(steps[-1]) + 1, [r.selector.matchers for r in ranges])
 

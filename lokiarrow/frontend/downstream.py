@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import orjson
 
-from lokiarrow.config import Limits
+from lokiarrow.config import Limits, smallest_positive
 from lokiarrow.errors import BadRequest, LokiError
 from lokiarrow.exec.duck import QueryTimeout
 from lokiarrow.exec.engine import RangeRequest
@@ -35,7 +35,7 @@ from lokiarrow.frontend.merge import (
     merge_stats,
     merge_streams,
 )
-from lokiarrow.frontend.split import Part, smallest_positive, split_request
+from lokiarrow.frontend.split import Part, split_request
 
 MAX_PARALLEL = 8
 CONNECT_TIMEOUT_S = 10.0

@@ -18,8 +18,7 @@ frontend splits by `split_queries_by_interval`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass
 
 from lokiarrow.exec.engine import RangeRequest
 from lokiarrow.logql import ast
@@ -33,12 +32,6 @@ class Part:
 
     start: int
     end: int
-
-
-def smallest_positive(values: Iterable[int]) -> int:
-    """The smallest value above 0, or 0 (Loki's SmallestPositiveNonZeroDurationPerTenant: a query
-    over several tenants splits and times out by the strictest of them)."""
-    return min((v for v in values if v > 0), default=0)
 
 
 @dataclass(frozen=True)
@@ -88,10 +81,4 @@ def split_metric(start: int, end: int, step_ns: int, interval_ns: int) -> list[P
 
 def longest_range(node: object) -> int:
     """The longest `[range]` in a metric query (0 for none)."""
-    if isinstance(node, ast.LogRange):
-        return node.range_ns
-    if isinstance(node, tuple):
-        return max((longest_range(child) for child in node), default=0)
-    if not is_dataclass(node):
-        return 0
-    return max((longest_range(getattr(node, f.name)) for f in fields(node)), default=0)
+    return max((r.range_ns for r in ast.log_ranges(node)), default=0)

@@ -11,7 +11,7 @@ Two families: log queries (`LogExpr`: a selector and its pipeline `Stage`s) and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Literal as TypingLiteral
 
 from lokiarrow.model import Matcher
@@ -346,3 +346,14 @@ class LabelReplace(Expr):
     src: str
     regex: str
     pos: int = _pos()
+
+
+def log_ranges(node: object) -> list[LogRange]:
+    """Every `{…}[range]` of an expression, in order."""
+    if isinstance(node, LogRange):
+        return [node]
+    if isinstance(node, tuple):
+        return [r for child in node for r in log_ranges(child)]
+    if not is_dataclass(node):
+        return []
+    return [r for f in fields(node) for r in log_ranges(getattr(node, f.name))]

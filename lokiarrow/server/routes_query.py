@@ -18,6 +18,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from lokiarrow.config import smallest_positive
 from lokiarrow.errors import BadRequest
 from lokiarrow.exec.duck import Deadline, QueryTimeout
 from lokiarrow.exec.engine import RangeRequest
@@ -51,7 +52,7 @@ async def run_query(svc: Services, tenant: str, fn: Callable[..., T], *args: obj
     """`fn(*args)` in a worker thread within the tenant's `query_timeout` (0: no limit), as Loki's
     querier bounds each query: past it, QueryTimeout (504), and the thread's work is abandoned and
     told to stop. A query of several tenants (`a|b`) gets the smallest of their timeouts, as in Loki."""
-    timeout_ns = min((t for t in (svc.limits(one).query_timeout for one in tenant.split("|")) if t > 0), default=0)
+    timeout_ns = smallest_positive(svc.limits(one).query_timeout for one in tenant.split("|"))
     if timeout_ns <= 0:
         return await run_in_threadpool(fn, *args)
     deadline = Deadline(timeout_ns)
@@ -66,7 +67,7 @@ async def run_query(svc: Services, tenant: str, fn: Callable[..., T], *args: obj
 def check_query_length(svc: Services, tenant: str, start: int, end: int) -> None:
     """Loki's `max_query_length` (the smallest of a multi-tenant query's; 0: none), on the range
     in whole milliseconds as Loki's frontend measures it."""
-    limit = min((t for t in (svc.limits(one).max_query_length for one in tenant.split("|")) if t > 0), default=0)
+    limit = smallest_positive(svc.limits(one).max_query_length for one in tenant.split("|"))
     length = (end // 10**6 - start // 10**6) * 10**6
     if limit and length > limit:
         raise BadRequest(f"the query time range exceeds the limit (query length: {go_time_duration(length)}, "

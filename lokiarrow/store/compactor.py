@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 DEFAULT_TARGET_BYTES = 256 << 20   # of lines per compacted file
 DEFAULT_GRACE_NS = 10 * 60 * 10**9
 ZSTD_LEVEL = 6   # files written once and read for days: ~6 % smaller than a flush's level 1, 1.6x the time
+
+
 def _failpoint(step: str) -> None:
     failpoint(f"compactor:{step}")
 

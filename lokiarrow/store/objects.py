@@ -37,11 +37,18 @@ def filesystem(url: str, storage: Storage) -> tuple[fsspec.AbstractFileSystem, s
         raise LokiError(f"cannot open the store at {url}: {exc}") from None
 
 
+def _endpoint(storage: Storage) -> str:
+    return storage.endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL", "")
+
+
+def _region(storage: Storage) -> str:
+    return storage.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
 def s3(storage: Storage) -> pafs.S3FileSystem:
     """An S3 client for the settings, the environment filling what they leave empty."""
-    endpoint = storage.endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL", "")
-    options: dict[str, Any] = {
-        "region": storage.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"}
+    endpoint = _endpoint(storage)
+    options: dict[str, Any] = {"region": _region(storage)}
     if endpoint:
         os.environ.setdefault("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")
         scheme, _, address = endpoint.rpartition("://")
@@ -56,9 +63,8 @@ def s3(storage: Storage) -> pafs.S3FileSystem:
 def polars_options(storage: Storage) -> dict[str, str]:
     """The same settings as Polars' `storage_options` (object_store's names), for reading the
     files with `pl.scan_parquet("s3://…")`."""
-    client = s3(storage)
-    options = {"aws_region": client.region}
-    endpoint = storage.endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL", "")
+    options = {"aws_region": _region(storage)}
+    endpoint = _endpoint(storage)
     if endpoint:
         if "://" not in endpoint:
             endpoint = f"{'http' if storage.insecure else 'https'}://{endpoint}"

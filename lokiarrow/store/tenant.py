@@ -33,7 +33,6 @@ from lokiarrow.store.failpoints import failpoint
 from lokiarrow.store.fs import Root, readable
 from lokiarrow.store.head import Head
 from lokiarrow.store.index import Index
-from lokiarrow.store.names import literal, wal_dir
 from lokiarrow.store.schema import INDEX
 from lokiarrow.store.wal import WAL
 
@@ -53,7 +52,7 @@ def _wal_folder(root: Root, settings: Ingester) -> str | None:
 
 def _wal_path(root: Root, tenant: str, settings: Ingester) -> str:
     folder = _wal_folder(root, settings)
-    return root.full(wal_dir(tenant)) if folder is None else os.path.join(folder, tenant)
+    return root.full(names.wal_dir(tenant)) if folder is None else os.path.join(folder, tenant)
 
 
 def wal_tenants(root: Root, settings: Ingester) -> list[str]:
@@ -97,7 +96,7 @@ class TenantStore:
         if oldest is None:
             return
         flushes: dict[int, list[tuple[str, int]]] = {}
-        for path in self.root.glob(f"{literal(self.tenant)}/index/day=*/*.parquet"):
+        for path in self.root.glob(f"{names.literal(self.tenant)}/index/day=*/*.parquet"):
             if names.created_ns(path) < oldest - SETTLE_SLACK_NS:
                 continue
             found = (pq.read_schema(self.root.readable_path(path)).metadata or {}).get(WAL_COMMIT_KEY)
@@ -198,7 +197,7 @@ class TenantStore:
     def refresh(self) -> None:
         """Read the index files written elsewhere since the last look (store/index.py `load`);
         new files are fetched before queries are held up by the swap."""
-        listed = self.root.glob(f"{literal(self.tenant)}/index/day=*/*.parquet")
+        listed = self.root.glob(f"{names.literal(self.tenant)}/index/day=*/*.parquet")
         readable(self.root.full(f) for f in listed if f not in self.index.files)
         with self._lock:
             self.index.load(self.root, self.tenant)

@@ -8,10 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from lokiarrow.config import smallest_positive
 from lokiarrow.errors import ParseError
 from lokiarrow.exec.engine import RangeRequest
 from lokiarrow.frontend.downstream import rfc3339, step_param
-from lokiarrow.frontend.split import Part, smallest_positive, split_logs, split_metric, split_request
+from lokiarrow.frontend.split import Part, split_logs, split_metric, split_request
 from lokiarrow.server.params import parse_step, parse_time
 
 S = 10**9

@@ -49,6 +49,12 @@ class S3:
                 f"region: {REGION}, access_key_id: {KEY}, secret_access_key: {SECRET}}}\n{extra}")
 
 
+def cache_downloads(url: str) -> float:
+    """How many files a server has copied from the bucket to its disk cache (its /metrics)."""
+    text = httpx.get(f"{url}/metrics").text
+    return float(next(x for x in text.splitlines() if x.startswith("lokiarrow_object_cache_downloads_total ")).split()[1])
+
+
 def start_s3_server(port: int, log: Path) -> subprocess.Popen[bytes]:
     """moto's S3 server on a port (it keeps objects in memory: a restart starts empty), answering."""
     with open(log, "ab") as out:

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import httpx
 import polars as pl
 import pytest
 
@@ -25,7 +24,7 @@ from lokiarrow.config import Storage
 from lokiarrow.errors import BadRequest
 from lokiarrow.store.objects import polars_options
 from tests.conftest import PERMISSIVE, ROOT, Server, free_port
-from tests.objects.conftest import KEY, REGION, S3, SECRET, start_s3_server
+from tests.objects.conftest import KEY, REGION, S3, SECRET, cache_downloads, start_s3_server
 from tests.server.pushing import BASE_NS, push, query
 
 HOUR = 3600 * 10**9
@@ -61,12 +60,6 @@ def _s3_server(start_server: Callable[..., Server], s3: S3, root: str, tmp_path:
     return start_server(config, args=[f"-common.path-prefix={root}"])
 
 
-def _downloads(server: Server) -> float:
-    text = httpx.get(f"{server.url}/metrics").text
-    line = next(x for x in text.splitlines() if x.startswith("lokiarrow_object_cache_downloads_total "))
-    return float(line.split()[1])
-
-
 def test_files_go_to_the_bucket_and_answers_equal_a_local_store(start_server: Callable[..., Server], s3: S3,
                                                                  tmp_path: Path) -> None:
     root = s3.prefix()
@@ -88,12 +81,12 @@ def test_a_repeated_query_reads_the_disk_cache(start_server: Callable[..., Serve
     _fill(server, flushes=2)
     server.kill()     # a fresh process: nothing read yet
     server.start()
-    before = _downloads(server)   # the index files, read at start
+    before = cache_downloads(server.url)   # the index files, read at start
     first = _answers(server)
-    fetched = _downloads(server) - before
+    fetched = cache_downloads(server.url) - before
     assert fetched > 0
     assert _answers(server) == first
-    assert _downloads(server) - before == fetched      # the second time: no download
+    assert cache_downloads(server.url) - before == fetched      # the second time: no download
     copies = {str(p.relative_to(p.parents[3])) for p in (tmp_path / "cache").rglob("*.parquet")}
     assert copies and copies <= set(s3.keys(root))
 

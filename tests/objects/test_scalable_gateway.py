@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from lokiarrow.wire.heads import decode
 from tests.conformance.harness import push_dataset, run_case
 from tests.conformance.test_conformance import PROMISED
 from tests.conftest import PERMISSIVE, Server
@@ -74,7 +75,6 @@ def _lines_on(server: Server) -> int:
     """How many entries a writer holds (it answers readers only: ask as one does)."""
     answer = httpx.post(f"{server.url}/lokiarrow/v1/unflushed", headers={"X-Scope-OrgID": TENANT},
                         content=b'{"start": 0, "end": 9223372036854775807, "selectors": null}')
-    from lokiarrow.wire.heads import decode
     return decode(answer.content)[0].num_rows
 
 

@@ -7,6 +7,8 @@ the writers tell it, or from its own refreshed index), and after the backend com
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,8 +23,8 @@ from websockets.sync.client import connect
 
 from tests.conformance.harness import load_jsonl, run_case
 from tests.conformance.test_conformance import PROMISED
-from tests.conftest import PERMISSIVE, Server
-from tests.objects.conftest import S3
+from tests.conftest import PERMISSIVE, ROOT, Server
+from tests.objects.conftest import S3, cache_downloads
 from tests.server.pushing import BASE_NS, push, query
 
 
@@ -98,36 +100,35 @@ def test_a_reader_answers_as_loki_through_every_stage_of_the_data(cluster: Clust
         with w.client() as c:
             assert c.post("/flush").status_code == 204
     assert _failures(cluster.stale) == {}
-    time.sleep(2.5)   # the fresh reader has read the new index files: the writers name them too
+    _refreshed(cluster.fresh, before=0)   # on its own: it has the new index files, the writers name them too
     assert _failures(cluster.fresh) == {}
     # 3. compacted by the backend: readers that re-read the index see the merged files, and the
     # writers' lately flushed (now replaced) files are not counted again
     with cluster.backend.client() as c:
         assert c.get("/loki/api/v1/labels").status_code == 404
+    before = cache_downloads(cluster.fresh.url)
     _compact(cluster.backend)
-    time.sleep(2.5)
+    _refreshed(cluster.fresh, before)
     assert _failures(cluster.fresh) == {}
     assert _failures(cluster.stale) == {}
     # on demand: the stale reader reads the compacted index now, and still answers the same
-    before = _downloads(cluster.stale)
+    before = cache_downloads(cluster.stale.url)
     with cluster.stale.client() as c:
         assert c.post("/refresh").status_code == 204
-    assert _downloads(cluster.stale) > before     # the index files the compaction wrote
+    assert cache_downloads(cluster.stale.url) > before     # the index files the compaction wrote
     assert _failures(cluster.stale) == {}
 
 
-def _downloads(server: Server) -> float:
-    text = httpx.get(f"{server.url}/metrics").text
-    return float(next(x for x in text.splitlines() if x.startswith("lokiarrow_object_cache_downloads_total ")).split()[1])
+def _refreshed(reader: Server, before: float) -> None:
+    """Wait until a reader's own refresh has fetched index files beyond `before` downloads."""
+    deadline = time.monotonic() + 30
+    while cache_downloads(reader.url) <= before:
+        assert time.monotonic() < deadline, "the reader did not re-read the index"
+        time.sleep(0.1)
 
 
 def _compact(backend: Server) -> None:
-    """A compaction run inside the backend: `lokiarrow compact` over the same bucket would do the
-    same; here the backend's own timer is off, so run it through a second process."""
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
+    """A compaction run with the backend's settings (its own timer is off): `lokiarrow compact`."""
     done = subprocess.run([sys.executable, "-m", "lokiarrow.cli", "compact", f"-config.file={backend.config_path}",
                            f"-common.path-prefix={backend.extra_args[0].split('=', 1)[1]}"],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)

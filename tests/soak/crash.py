@@ -26,6 +26,7 @@ from pathlib import Path
 import httpx
 import orjson
 
+from bench.report import write_section
 from tests.conftest import PERMISSIVE, ROOT, Server
 
 BASE_NS = 1_768_860_000_000_000_000
@@ -162,12 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="lokiarrow-soak-") as folder:
         result = run(args.kills, Path(folder), args.seed)
-    from bench.report import replace_section
     text = markdown(result, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()))
     print(text)
     print(result.check)
-    old = args.output.read_text() if args.output.exists() else "# Reliability\n"
-    args.output.write_text(replace_section(old, "crash", text))
+    write_section(args.output, "crash", text, "# Reliability\n")
     return 0 if result.consistent and not result.missing and not result.duplicated else 1
 
 
