@@ -56,6 +56,7 @@ class Limits:
     per_stream_rate_limit_burst: int = 15 << 20            # bytes (Loki's 15MB)
     query_timeout: int = 60 * 10**9                        # ns; 0 = no timeout
     split_queries_by_interval: int = 24 * 3600 * 10**9     # ns parts of a split query_range (frontend.downstream_url)
+    max_query_bytes_read: int = 0                          # bytes a query may read (index estimate); 0 = unlimited
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,7 @@ _DURATION_FIELDS = {"reject_old_samples_max_age", "creation_grace_period", "max_
                     "split_queries_by_interval", "chunk_retain_period", "index_refresh_interval"}
 _BYTES_FIELDS = {"max_line_size", "max_structured_metadata_size", "flush_max_bytes", "target_chunk_bytes",
                  "cache_size"}
-_BYTE_SIZE_FIELDS = {"per_stream_rate_limit", "per_stream_rate_limit_burst"}   # Loki's flagext.ByteSize
+_BYTE_SIZE_FIELDS = {"per_stream_rate_limit", "per_stream_rate_limit_burst", "max_query_bytes_read"}   # Loki's flagext.ByteSize
 _BYTE_SIZE = re.compile(r"(\d+)\s*([a-z]*)")
 _BYTE_SIZE_UNITS = {"": 0, "b": 0, "byte": 0, "k": 10, "kb": 10, "kilo": 10, "kilobyte": 10, "kilobytes": 10,
                     "m": 20, "mb": 20, "mega": 20, "megabyte": 20, "megabytes": 20,

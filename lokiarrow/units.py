@@ -6,6 +6,7 @@ ValueError with Go's wording so callers can show Loki's exact message.
 
 from __future__ import annotations
 
+import math
 import re
 
 _DURATION_UNITS_NS = {
@@ -169,3 +170,15 @@ def parse_humanized_bytes(text: str) -> int:
         return int(float(number) * _BYTE_UNITS.get(unit, 1))
     except ValueError:
         raise ValueError(f'strconv.ParseFloat: parsing "{number}": invalid syntax') from None
+
+
+_IEC = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+
+
+def humanized_ibytes(n: int) -> str:
+    """go-humanize's IBytes, as Loki's limit messages print sizes: `9 B`, `1.5 KiB`, `12 MiB`."""
+    if n < 10:
+        return f"{n} B"
+    exponent = min(int(math.floor(math.log(n, 1024))), len(_IEC) - 1)
+    value = math.floor(n / 1024**exponent * 10 + 0.5) / 10
+    return f"{value:.1f} {_IEC[exponent]}" if value < 10 else f"{value:.0f} {_IEC[exponent]}"

@@ -80,8 +80,9 @@ class Server:
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
 
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=60)
+    def client(self, tenant: str | None = None) -> httpx.Client:
+        """A client of this server; with `tenant`, every request names it (X-Scope-OrgID)."""
+        return httpx.Client(base_url=self.url, timeout=60, headers={"X-Scope-OrgID": tenant} if tenant else None)
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lokiarrow.errors import BadRequest
-from lokiarrow.exec.duck import cursor
+from lokiarrow.exec.duck import cursor, note_reads
 from lokiarrow.exec.logs import ScanStats
 from lokiarrow.exec.metrics.answers import format_time, format_value
 from lokiarrow.exec.results import stats_block
@@ -88,6 +88,11 @@ def index_stats(snapshot: Snapshot, query: str, start: int, end: int) -> dict[st
     totals = _totals(snapshot, snapshot.index.streams.match(matchers), start, end)
     return {"streams": len(totals.entries), "chunks": sum(totals.chunks.values()),
             "bytes": sum(totals.bytes.values()), "entries": sum(totals.entries.values())}
+
+
+def bytes_of(snapshot: Snapshot, matchers: list[Matcher], start: int, end: int) -> int:
+    """The bytes of lines the streams matching `matchers` hold in [start, end), as index_stats counts them."""
+    return sum(_totals(snapshot, snapshot.index.streams.match(matchers), start, end).bytes.values())
 
 
 def volume(snapshot: Snapshot, req: VolumeRequest) -> dict[str, Any]:
@@ -247,6 +252,7 @@ def _bucketed(snapshot: Snapshot, ids: set[int], start: int, end: int, aligned: 
     parts: list[pa.Table] = []
     if ids:
         refs = snapshot.index.chunks(ids, start, end)
+        note_reads(ref.path for ref in refs)
         params = {"a": aligned, "step": step, "last": count - 1, "ids": sorted(ids)}
         # the interior (lo, hi] is whole rollup minutes; [start, lo] and (hi, end) are read from chunks
         lo = -(-start // MINUTE_NS) * MINUTE_NS

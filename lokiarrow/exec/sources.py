@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from lokiarrow.exec.duck import note_reads
 from lokiarrow.model import Matcher
 from lokiarrow.store.fs import readable
 from lokiarrow.store.schema import METADATA_TYPE
@@ -100,8 +101,10 @@ def streams_in_range(snapshot: Snapshot, start: int, end: int, matchers: tuple[M
 
 def sources(snapshot: Snapshot, stream_ids: Collection[int], start: int, end: int) -> list[Source]:
     """Every source holding the given streams within [start, end)."""
+    refs = snapshot.index.chunks(stream_ids, start, end)
+    note_reads(ref.path for ref in refs)
     found = [Source(ref.min_ts, ref.max_ts, ref.rows, path=snapshot.root.full(ref.path), pure=ref.pure,
-                    bytes=ref.bytes) for ref in snapshot.index.chunks(stream_ids, start, end)]
+                    bytes=ref.bytes) for ref in refs]
     for rank, table in head_rows(snapshot, stream_ids, start, end):
         lo, hi = pc.min_max(table.column("ts")).values()
         size = pc.sum(pc.binary_length(table.column("line"))).as_py() or 0

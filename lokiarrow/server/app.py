@@ -10,6 +10,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -98,10 +99,34 @@ def create_app(config: Config) -> FastAPI:
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
         return error_response(400, f"invalid request: {exc.errors()}")
 
-    @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.exception("unexpected error on %s", request.url.path)
-        return error_response(500, f"internal error: {type(exc).__name__}: {exc}")
-
+    app.add_middleware(Unexpected)
     app.add_middleware(RequestTimer)
     return app
+
+
+class Unexpected:
+    """ASGI middleware: an unexpected error answers 500 naming it, and is logged. Unlike an
+    exception handler (Starlette raises the error again after answering, and the server then drops
+    the connection), the connection stays usable: keep-alive clients' next request is answered."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_and_note(message: dict[str, Any]) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note)
+        except Exception as exc:
+            log.exception("unexpected error on %s", scope["path"])
+            if started:
+                raise
+            await error_response(500, f"internal error: {type(exc).__name__}: {exc}")(scope, receive, send)

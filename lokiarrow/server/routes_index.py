@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import orjson
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from lokiarrow.errors import BadRequest
@@ -34,7 +34,7 @@ DEFAULT_VOLUME_LIMIT = 100
 
 
 @router.api_route("/loki/api/v1/index/stats", methods=["GET", "POST"])
-async def index_stats(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
+async def index_stats(request: Request, svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
     start, end = parse_bounds(p)
     parse_limit(p)
     parse_backward(p)
@@ -44,35 +44,35 @@ async def index_stats(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Resp
     def run() -> dict[str, int]:
         return index_queries.index_stats(svc.querier.snapshot(tenant, Want(start, end + 1)), query, start, end)
 
-    stats = await run_query(svc, tenant, run)
+    stats = await run_query(request, svc, tenant, run)
     return Response(orjson.dumps(stats) + b"\n", media_type="application/json")
 
 
 @router.api_route("/loki/api/v1/index/volume", methods=["GET", "POST"])
-async def volume(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
+async def volume(request: Request, svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
     limit = parse_count(p, "limit", DEFAULT_VOLUME_LIMIT, zero_is_default=True)  # Loki: 0 is 100
     parse_time(p.get("time"), 0)
     parse_backward(p)
     start, end = parse_bounds(p)
-    return await _volume(svc, tenant, VolumeRequest(p.get("query", ""), start, end, limit, 0,
+    return await _volume(request, svc, tenant, VolumeRequest(p.get("query", ""), start, end, limit, 0,
                                                     _target_labels(p), _aggregate_by(p)))
 
 
 @router.api_route("/loki/api/v1/index/volume_range", methods=["GET", "POST"])
-async def volume_range(svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
+async def volume_range(request: Request, svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
     limit = parse_count(p, "limit", DEFAULT_VOLUME_LIMIT, zero_is_default=True)  # Loki: 0 is 100
     start, end = parse_bounds(p)
     parse_backward(p)
     step = parse_step(p, start, end)
-    return await _volume(svc, tenant, VolumeRequest(p.get("query", ""), start, end, limit, step,
+    return await _volume(request, svc, tenant, VolumeRequest(p.get("query", ""), start, end, limit, step,
                                                     _target_labels(p), _aggregate_by(p)))
 
 
-async def _volume(svc: ServicesDep, tenant: str, req: VolumeRequest) -> Response:
+async def _volume(request: Request, svc: ServicesDep, tenant: str, req: VolumeRequest) -> Response:
     def run() -> object:
         return index_queries.volume(svc.querier.snapshot(tenant, Want(req.start, req.end + 1)), req)
 
-    return success(await run_query(svc, tenant, run))
+    return success(await run_query(request, svc, tenant, run))
 
 
 def _target_labels(p: Mapping[str, str]) -> tuple[str, ...]:

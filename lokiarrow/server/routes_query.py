@@ -3,11 +3,12 @@
 Query answers are Loki's JSON unless the request asks otherwise (`server/encodings`): encoding flags
 (`categorize-labels`) or a Parquet file. Every querier call runs under the tenant's `query_timeout`
 (`run_query`): past it the request answers 504 with Loki's message at once, and the work still
-running in its thread is stopped (exec/duck.py `Deadline`).
+running in its thread is stopped (exec/duck.py `Deadline`), as it is when the client goes away.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -19,9 +20,11 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from lokiarrow.config import smallest_positive
-from lokiarrow.errors import BadRequest
+from lokiarrow.errors import BadRequest, LokiError
+from lokiarrow.exec.broken_files import quarantine_broken
 from lokiarrow.exec.duck import Deadline, QueryTimeout
 from lokiarrow.exec.engine import RangeRequest
+from lokiarrow.exec.query_size import check_query_bytes
 from lokiarrow.frontend.downstream import Downstream, split_query_range
 from lokiarrow.logql.parser import parse_expr
 from lokiarrow.logql.printer import format_expr
@@ -48,20 +51,47 @@ router = APIRouter()
 T = TypeVar("T")
 
 
-async def run_query(svc: Services, tenant: str, fn: Callable[..., T], *args: object) -> T:
+async def run_query(request: Request, svc: Services, tenant: str, fn: Callable[..., T], *args: object) -> T:
     """`fn(*args)` in a worker thread within the tenant's `query_timeout` (0: no limit), as Loki's
     querier bounds each query: past it, QueryTimeout (504), and the thread's work is abandoned and
-    told to stop. A query of several tenants (`a|b`) gets the smallest of their timeouts, as in Loki."""
+    told to stop. A query of several tenants (`a|b`) gets the smallest of their timeouts, as in Loki.
+    A client that goes away stops the work too. A query that fails on an unreadable chunk file
+    runs again once the file is quarantined (exec/broken_files.py), up to QUARANTINE_RETRIES times."""
     timeout_ns = smallest_positive(svc.limits(one).query_timeout for one in tenant.split("|"))
-    if timeout_ns <= 0:
-        return await run_in_threadpool(fn, *args)
-    deadline = Deadline(timeout_ns)
+    for attempt in range(QUARANTINE_RETRIES + 1):
+        deadline = Deadline(timeout_ns if timeout_ns > 0 else None)
+        try:
+            return await _run_bounded(request, deadline, fn, *args)
+        except LokiError:
+            raise
+        except Exception as exc:
+            if attempt == QUARANTINE_RETRIES or not await run_in_threadpool(
+                    quarantine_broken, svc.store, tenant, exc, deadline.reads):
+                raise
+    raise AssertionError("unreachable")
+
+
+QUARANTINE_RETRIES = 3
+DISCONNECT_POLL_S = 0.1
+
+
+async def _run_bounded(request: Request, deadline: Deadline, fn: Callable[..., T], *args: object) -> T:
+    watcher = asyncio.create_task(_stop_when_gone(request, deadline))
+    left_ns = None if deadline.at_ns is None else max(0, deadline.at_ns - time.monotonic_ns())
     try:
-        with anyio.fail_after(timeout_ns / 1e9):
+        with anyio.fail_after(None if left_ns is None else left_ns / 1e9):
             return await anyio.to_thread.run_sync(deadline.run, fn, *args, abandon_on_cancel=True)
     except TimeoutError:
         deadline.expire()
         raise QueryTimeout() from None
+    finally:
+        watcher.cancel()
+
+
+async def _stop_when_gone(request: Request, deadline: Deadline) -> None:
+    while not await request.is_disconnected():
+        await anyio.sleep(DISCONNECT_POLL_S)
+    deadline.expire("client disconnected")
 
 
 def check_query_length(svc: Services, tenant: str, start: int, end: int) -> None:
@@ -72,6 +102,13 @@ def check_query_length(svc: Services, tenant: str, start: int, end: int) -> None
     if limit and length > limit:
         raise BadRequest(f"the query time range exceeds the limit (query length: {go_time_duration(length)}, "
                          f"limit: {format_duration(limit)})")
+
+
+async def check_bytes_read(request: Request, svc: Services, tenant: str, query: str, start: int, end: int) -> None:
+    """Loki's `max_query_bytes_read` (exec/query_size.py), estimated in a worker when a limit is set."""
+    limit = smallest_positive(svc.limits(one).max_query_bytes_read for one in tenant.split("|"))
+    if limit > 0:
+        await run_query(request, svc, tenant, check_query_bytes, svc.querier.snapshot, tenant, query, start, end, limit)
 
 
 def success(data: Any) -> Response:
@@ -96,6 +133,7 @@ async def query_range(request: Request, svc: ServicesDep, tenant: QueryTenantDep
     start, end = parse_bounds(p)
     req = RangeRequest(query, start, end, parse_limit(p), parse_backward(p), parse_step(p, start, end))
     check_query_length(svc, tenant, start, end)
+    await check_bytes_read(request, svc, tenant, query, start, end)
     if svc.config.frontend.downstream_url:   # split by interval, parts run downstream (lokiarrow/frontend)
         downstream = Downstream.of(svc.config.frontend.downstream_url, request.headers)
         data = await split_query_range(downstream, req, p.get("step", ""), [svc.limits(t) for t in tenant.split("|")])
@@ -103,7 +141,7 @@ async def query_range(request: Request, svc: ServicesDep, tenant: QueryTenantDep
             if request.headers.get("accept") == PARQUET_TYPE:
                 return Response(await run_in_threadpool(parquet_answer, data), media_type=PARQUET_TYPE)
             return success(data)
-    return await query_answer(request, query, await run_query(svc, tenant, svc.querier.query_range, tenant, req))
+    return await query_answer(request, query, await run_query(request, svc, tenant, svc.querier.query_range, tenant, req))
 
 
 @router.api_route("/loki/api/v1/query", methods=["GET", "POST"])
@@ -114,20 +152,21 @@ async def query(request: Request, svc: ServicesDep, tenant: QueryTenantDep, p: P
     at = parse_time(p.get("time"), time.time_ns())
     parse_limit(p)
     parse_backward(p)
-    return await query_answer(request, query, await run_query(svc, tenant, svc.querier.query_instant, tenant, query, at))
+    await check_bytes_read(request, svc, tenant, query, at, at)
+    return await query_answer(request, query, await run_query(request, svc, tenant, svc.querier.query_instant, tenant, query, at))
 
 
 @router.api_route("/loki/api/v1/labels", methods=["GET", "POST"])
 @router.api_route("/loki/api/v1/label", methods=["GET", "POST"])
-async def labels(svc: ServicesDep, tenant: QueryTenantDep, p: ParamsDep) -> Response:
+async def labels(request: Request, svc: ServicesDep, tenant: QueryTenantDep, p: ParamsDep) -> Response:
     start, end = parse_bounds(p)
-    return success(await run_query(svc, tenant, svc.querier.labels, tenant, start, end, parse_selector(p)))
+    return success(await run_query(request, svc, tenant, svc.querier.labels, tenant, start, end, parse_selector(p)))
 
 
 @router.api_route("/loki/api/v1/label/{name}/values", methods=["GET", "POST"])
-async def label_values(name: str, svc: ServicesDep, tenant: QueryTenantDep, p: ParamsDep) -> Response:
+async def label_values(request: Request, name: str, svc: ServicesDep, tenant: QueryTenantDep, p: ParamsDep) -> Response:
     start, end = parse_bounds(p)
-    return success(await run_query(svc, tenant, svc.querier.label_values, tenant, name, start, end,
+    return success(await run_query(request, svc, tenant, svc.querier.label_values, tenant, name, start, end,
                                      parse_selector(p)))
 
 
@@ -139,7 +178,7 @@ async def series(request: Request, svc: ServicesDep, tenant: QueryTenantDep, p: 
         form = await request.form()
         selectors += [str(v) for v in form.getlist("match[]") + form.getlist("match")]
     groups = parse_series_groups(selectors)
-    return success(await run_query(svc, tenant, svc.querier.series, tenant, groups, start, end))
+    return success(await run_query(request, svc, tenant, svc.querier.series, tenant, groups, start, end))
 
 
 @router.api_route("/loki/api/v1/format_query", methods=["GET", "POST"])

@@ -2,6 +2,7 @@
 exists, opens, and holds exactly the rows the index says, per stream, within its time span; files
 no live index names are orphans (a run that died before publishing, or files a compaction
 replaced): they are reported, and the compactor deletes them after `compactor.retention_delete_delay`.
+Files quarantined as unreadable (store/quarantine.py) are listed too: they are out of the store.
 
 It reads every chunk file's stream and time columns (not its lines), so it costs a scan of two
 integer columns of the whole store. It never writes.
@@ -17,6 +18,7 @@ import pyarrow.parquet as pq
 from lokiarrow.store import names
 from lokiarrow.store.fs import Root
 from lokiarrow.store.index import live_index_files
+from lokiarrow.store.quarantine import FOLDER
 from lokiarrow.store.schema import INDEX
 
 
@@ -28,6 +30,7 @@ class TenantReport:
     rows: int = 0
     problems: list[str] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
+    quarantined: list[str] = field(default_factory=list)
 
 
 def check_store(root: Root) -> list[TenantReport]:
@@ -72,6 +75,8 @@ def check_tenant(root: Root, tenant: str) -> TenantReport:
         for sid, (n, _, _) in sorted(found.items()):
             report.problems.append(f"{chunk}: stream {sid} ({n} rows) is in the file, not in the index")
     report.orphans = sorted(present - by_chunk.keys())
+    report.quarantined = root.glob(f"{names.literal(tenant)}/{FOLDER}/chunks/day=*/*.parquet") + \
+        root.glob(f"{names.literal(tenant)}/wal/{FOLDER}/*.arrow")
     return report
 
 
@@ -91,6 +96,7 @@ def summary(reports: list[TenantReport]) -> tuple[str, bool]:
                      f"{len(r.problems)} problems, {len(r.orphans)} orphan files")
         lines += [f"  problem: {p}" for p in r.problems]
         lines += [f"  orphan (the compactor deletes it after compactor.retention_delete_delay): {o}" for o in r.orphans]
+        lines += [f"  quarantined (unreadable, out of the store; the server's log says why): {q}" for q in r.quarantined]
     ok = not any(r.problems for r in reports)
     lines.append("consistent" if ok else "NOT consistent")
     return "\n".join(lines), ok

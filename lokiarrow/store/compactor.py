@@ -16,6 +16,7 @@ Per tenant and day, in steps that each leave a correct store if the process dies
    chunk files, which step 1 removes later.
 4. Swap the tenant's in-memory index (queries now read the new files), under the tenant's lock.
 Other rows are kept as they are: a query answers the same before, during and after a run.
+A chunk file that cannot be read is quarantined (store/quarantine.py) and its day left to the next run.
 
 `LOKIARROW_FAILPOINT=compactor:<step>` (written, published, swapped, collecting) makes the process
 exit at once at that step: the crash tests kill runs there.
@@ -40,6 +41,7 @@ from lokiarrow.store.chunks import NS_PER_HOUR, write_chunks, write_index
 from lokiarrow.store.deletes import DeleteRequests, Deletion
 from lokiarrow.store.failpoints import failpoint
 from lokiarrow.store.index import SUPERSEDES_KEY, live_index_files, superseded_by
+from lokiarrow.store.quarantine import BROKEN, quarantine_chunk, unreadable
 from lokiarrow.store.retention import KEEP_FOREVER, Retention
 from lokiarrow.store.schema import CHUNK, INDEX
 from lokiarrow.store.tenant import TenantStore
@@ -122,12 +124,19 @@ def compact_day(tenant: TenantStore, day: str, target_bytes: int, report: Report
         if len(group) < 2 and not dirty.intersection(group):
             continue
         s = tenant.settings
-        # the group's entries go straight in: write_chunks holds the only reference, and drops it
-        # once sorted, so the unsorted copy is not kept alive beside the sorted one
-        written.append(write_chunks(root, name, pa.concat_tables(
-            [_read_chunk(root.readable_path(path), wanted[path], deletion, labels_of) if path in dirty
-             else _read_chunk(root.readable_path(path)) for path in group]),
-            streams, s.row_group_size, s.field_columns, s.rollup_words, index_files=False, level=ZSTD_LEVEL))
+        try:
+            # the group's entries go straight in: write_chunks holds the only reference, and drops
+            # it once sorted, so the unsorted copy is not kept alive beside the sorted one
+            written.append(write_chunks(root, name, pa.concat_tables(
+                [_read_chunk(root.readable_path(path), wanted[path], deletion, labels_of) if path in dirty
+                 else _read_chunk(root.readable_path(path)) for path in group]),
+                streams, s.row_group_size, s.field_columns, s.rollup_words, index_files=False, level=ZSTD_LEVEL))
+        except BROKEN:
+            # an unreadable file leaves the store, and the day waits for the next run (this run's
+            # `live` is stale now; its new files are unreferenced: collected later)
+            if not _quarantine_unreadable(tenant, group):
+                raise
+            return
         merged += group
         report.merged_files += len(group)
         report.written_files += 1
@@ -144,6 +153,17 @@ def compact_day(tenant: TenantStore, day: str, target_bytes: int, report: Report
     tenant.replace_index_rows(merged + dropped.column("chunk").to_pylist(),
                               pa.concat_tables(written) if written else INDEX.empty_table())
     _failpoint("swapped")
+
+
+def _quarantine_unreadable(tenant: TenantStore, group: list[str]) -> bool:
+    """Quarantine the files of a group that cannot be read; whether there was one."""
+    found = False
+    for path in group:
+        reason = unreadable(tenant, path)
+        if reason is not None:
+            quarantine_chunk(tenant, path, reason)
+            found = True
+    return found
 
 
 def _streams_per_chunk(rows: pa.Table) -> dict[str, set[int]]:

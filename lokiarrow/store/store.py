@@ -9,6 +9,10 @@ Roles (`-target`): `start(flush=, compact=, refresh_ns=)` runs the background wo
 a writer flushes; the backend compacts; readers and the backend re-read the index files others
 wrote every `refresh_ns` (`refresh()`: also tenants that appeared). A writer opened with
 `load_index=False` keeps in memory only the streams it was sent.
+
+`quarantine(tenant, chunk, reason)` takes an unreadable chunk file out of the tenant's queries
+(store/quarantine.py); the process that compacts (the single binary, the backend) also moves it
+and rewrites the index files naming it, between compaction runs.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Callable
 from lokiarrow.config import Compactor, Ingester, Limits, Storage
 from lokiarrow.store.compactor import Report, compact_tenant
 from lokiarrow.store.fs import Root
+from lokiarrow.store.quarantine import quarantine_chunk
 from lokiarrow.store.retention import retention_of
 from lokiarrow.store.tenant import TenantStore, wal_tenants
 
@@ -38,6 +43,7 @@ class Store:
         self.compactor = compactor or Compactor()
         self.limits_of = limits_of or (lambda tenant: Limits())
         self._compacting = threading.Lock()
+        self.owns_files = False     # compacts, so may rewrite index files: start(compact=True)
         self._compactor_thread: threading.Thread | None = None
         self._tenants: dict[str, TenantStore] = {}
         self._lock = threading.Lock()
@@ -87,6 +93,7 @@ class Store:
             self._flusher = threading.Thread(target=self._flush_loop, name="flusher", daemon=True)
             self._flusher.start()
         self.refresh_ns = refresh_ns
+        self.owns_files = compact
         if refresh_ns > 0:
             self._refresher = threading.Thread(target=self._refresh_loop, name="index-refresh", daemon=True)
             self._refresher.start()
@@ -113,6 +120,17 @@ class Store:
                 except Exception:  # the store stays correct (see the compactor): try again next time
                     log.exception("cannot compact tenant %s", t.tenant)
         return reports
+
+    def quarantine(self, tenant: str, chunk: str, reason: str) -> None:
+        store = self.tenant(tenant)
+        if chunk not in store.index.chunk_files:   # taken out already (by another query)
+            return
+        if not self.owns_files:
+            quarantine_chunk(store, chunk, reason, persist=False)
+            return
+        with self._compacting:
+            if chunk in store.index.chunk_files:   # not already taken out by another query
+                quarantine_chunk(store, chunk, reason)
 
     def _compact_loop(self) -> None:
         while not self._stop.wait(self.compactor.compaction_interval / 1e9):

@@ -8,7 +8,8 @@ A tenant's WAL is a folder of segments, each an Arrow IPC stream of ENTRIES batc
 3. `rotate()` fsyncs and closes the open segment and opens the next; it returns the closed
    segment's number so a flush can `retire(upto)` the segments its data came from.
 4. `replay()` yields every batch of every segment in order; a torn tail (a crash mid-write of a
-   batch that was never acknowledged) ends that segment's replay.
+   batch that was never acknowledged) ends that segment's replay. A segment that ends otherwise
+   (corrupted, or torn but not the newest) is also copied to the quarantine (store/quarantine.py).
 5. A failed write or fsync (a full disk) fails the pushes whose batches it did not make durable,
    and leaves the segment: the next write opens a new one, so a torn batch ends only that segment
    (whose replay stops there: nothing after it was acknowledged).
@@ -24,13 +25,15 @@ called from any thread.
 from __future__ import annotations
 
 import os
+import re
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import BinaryIO
 
 import pyarrow as pa
 
+from lokiarrow.store.quarantine import quarantine_segment
 from lokiarrow.store.schema import ENTRIES
 
 
@@ -132,10 +135,12 @@ class WAL:
                 os.remove(self._path(number))
 
     def replay(self) -> Iterator[pa.RecordBatch]:
-        for number in self._segments():
-            if number >= self._number:
-                continue
-            yield from _read_segment(self._path(number))
+        found = [number for number in self._segments() if number < self._number]
+        for number in found:
+            path = self._path(number)
+            failure = yield from _read_segment(path)
+            if failure is not None and not (number == found[-1] and _TORN.search(failure)):
+                quarantine_segment(path, f"{self.id}-{os.path.basename(path)}", failure)
 
     def oldest_segment_ns(self) -> int | None:
         """When the oldest segment was last written (ns), or None when there is none."""
@@ -162,14 +167,22 @@ def _id_of(folder: str, fresh: bool) -> str:
     return made
 
 
-def _read_segment(path: str) -> Iterator[pa.RecordBatch]:
+# what Arrow says when a stream ends inside a message: the batch being written at a crash
+_TORN = re.compile(r"only \d+ bytes available|but only read|bytes for message body, got")
+
+
+def _read_segment(path: str) -> Generator[pa.RecordBatch, None, str | None]:
+    """The batches of a segment up to its end or its first unreadable byte; returns why it
+    stopped early (None: a clean end)."""
     try:
         with open(path, "rb") as f:
             reader = pa.ipc.open_stream(f)
             while True:
                 try:
-                    yield reader.read_next_batch()
+                    batch = reader.read_next_batch()
+                    batch.validate(full=True)
                 except StopIteration:
-                    return
-    except (pa.ArrowInvalid, OSError, EOFError):
-        return  # torn tail: the batch being written when the process died was never acknowledged
+                    return None
+                yield batch
+    except (pa.ArrowException, OSError, EOFError) as exc:
+        return str(exc) or type(exc).__name__

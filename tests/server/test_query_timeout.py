@@ -39,32 +39,29 @@ ENDPOINTS = [
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """limits_config's query_timeout is 300ms (time to start the heavy query's DuckDB work, not to
-    end it); `hasty` has 1ns and `patient` Loki's 1m."""
+    end it); `hasty` has 1ns, `patient` Loki's 1m and `deserted` none."""
     folder = tmp_path_factory.mktemp("timeout")
     overrides = folder / "overrides.yaml"
-    overrides.write_text("overrides:\n  hasty:\n    query_timeout: 1ns\n  patient:\n    query_timeout: 1m\n")
+    overrides.write_text("overrides:\n  hasty:\n    query_timeout: 1ns\n  patient:\n    query_timeout: 1m\n"
+                         "  deserted:\n    query_timeout: 0\n")
     (folder / "data").mkdir()
     config = PERMISSIVE + f"  query_timeout: 300ms\nruntime_config:\n  file: {overrides}\n"
     srv = Server(folder / "data", config, ["-auth.enabled=true"]).start()
     for tenant in ("hasty", "patient", "slow"):
         _push(srv, tenant, "small", [(BASE_NS + i * 10**9, f"line {i}") for i in range(10)])
     step = DAY_NS // ROWS
-    for first in range(0, ROWS, 30_000):
-        _push(srv, "slow", "heavy", [(BASE_NS + i * step, f"user={i % 977} msg=hello{i}")
-                                     for i in range(first, first + 30_000)])
+    for tenant in ("slow", "deserted"):
+        for first in range(0, ROWS, 30_000):
+            _push(srv, tenant, "heavy", [(BASE_NS + i * step, f"user={i % 977} msg=hello{i}")
+                                         for i in range(first, first + 30_000)])
     yield srv
     srv.kill()
 
 
-def _client(server: Server, tenant: str) -> httpx.Client:
-    client = server.client()
-    client.headers["X-Scope-OrgID"] = tenant
-    return client
-
 
 def _push(server: Server, tenant: str, app: str, entries: list[tuple[int, str]]) -> None:
     body = {"streams": [{"stream": {"app": app}, "values": [[str(ts), line] for ts, line in entries]}]}
-    with _client(server, tenant) as client:
+    with server.client(tenant) as client:
         r = client.post("/loki/api/v1/push", content=orjson.dumps(body), headers={"Content-Type": "application/json"})
         assert r.status_code == 204, r.text
 
@@ -82,7 +79,7 @@ def _assert_timed_out(r: httpx.Response) -> None:
 
 @pytest.mark.parametrize(("path", "params"), ENDPOINTS)
 def test_every_query_endpoint_keeps_to_the_tenants_timeout(server: Server, path: str, params: dict[str, Any]) -> None:
-    with _client(server, "hasty") as hasty, _client(server, "patient") as patient:
+    with server.client("hasty") as hasty, server.client("patient") as patient:
         _assert_timed_out(hasty.get(path, params=params))
         r = patient.get(path, params=params)
         assert r.status_code == 200, r.text
@@ -90,7 +87,7 @@ def test_every_query_endpoint_keeps_to_the_tenants_timeout(server: Server, path:
 
 def test_a_query_past_its_timeout_is_stopped_and_the_server_answers_at_once(server: Server) -> None:
     assert server.proc is not None
-    with _client(server, "slow") as slow, _client(server, "patient") as patient:
+    with server.client("slow") as slow, server.client("patient") as patient:
         _assert_timed_out(slow.get("/loki/api/v1/query_range", params=HEAVY))
         # the next request is answered, by a server whose worker is not still running the query
         r = patient.get("/loki/api/v1/query_range", params={"query": '{app="small"}', "limit": 3, **AROUND})
@@ -99,6 +96,33 @@ def test_a_query_past_its_timeout_is_stopped_and_the_server_answers_at_once(serv
         used = _cpu_seconds(server.proc.pid)
         time.sleep(2)
         assert _cpu_seconds(server.proc.pid) - used < 1.0, "the abandoned query kept the server busy"
+
+
+def _stopped(server: Server, reason: str) -> float:
+    with server.client() as client:
+        for line in client.get("/metrics").text.splitlines():
+            if line.startswith(f'lokiarrow_query_work_stopped_total{{reason="{reason}"}}'):
+                return float(line.split()[-1])
+    return 0.0
+
+
+def test_a_query_whose_client_goes_away_is_stopped(server: Server) -> None:
+    """`deserted` has no timeout: only the client's leaving can stop its heavy query."""
+    assert server.proc is not None
+    before = _stopped(server, "client disconnected")
+    with server.client("deserted") as deserted, pytest.raises(httpx.ReadTimeout):
+        deserted.get("/loki/api/v1/query_range", params=HEAVY, timeout=0.3)
+    deadline = time.monotonic() + 30
+    while _stopped(server, "client disconnected") == before and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _stopped(server, "client disconnected") == before + 1
+    used = _cpu_seconds(server.proc.pid)
+    time.sleep(2)
+    assert _cpu_seconds(server.proc.pid) - used < 1.0, "the deserted query kept the server busy"
+    with server.client("deserted") as deserted:     # the same query, waited for, answers
+        r = deserted.get("/loki/api/v1/query_range", params=HEAVY)
+        assert r.status_code == 200 and r.json()["data"]["result"]
+    assert _stopped(server, "client disconnected") == before + 1
 
 
 # the Deadline itself, on DuckDB work in a thread, as the server runs it
