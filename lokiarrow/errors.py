@@ -41,6 +41,12 @@ class ParseError(BadRequest):
         super().__init__(text)
 
 
+class BodyTooLarge(BadRequest):
+    """A push body over Loki's receive or decompression limit: Loki answers 413."""
+
+    status = 413
+
+
 class NotFound(LokiError):
     status = 404
 

@@ -15,10 +15,11 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from lokiarrow.errors import LokiError
+from lokiarrow.errors import BodyTooLarge, LokiError
 from lokiarrow.ingest.distributor import PreparedPush, prepare_push, prepare_streams
 from lokiarrow.server.deps import Services, ServicesDep, TenantDep
 from lokiarrow.wire.otlp import decode_otlp, encode_status
+from lokiarrow.wire.push import MAX_RECV_MSG_SIZE
 
 router = APIRouter()
 
@@ -46,8 +47,25 @@ def store_prepared(svc: Services, tenant: str, prepared: PreparedPush) -> None:
         raise failure
 
 
+async def read_body(request: Request, limit: int = MAX_RECV_MSG_SIZE) -> bytes:
+    """The body as it arrives, refused (413, Loki's words) as soon as it is over Loki's receive
+    limit: an oversized push costs the limit in memory at most, and a declared one nothing."""
+    declared = request.headers.get("content-length", "")
+    too_large = BodyTooLarge(f"request body too large: message size too large than max ({limit + 1} vs {limit})")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large
+    parts: list[bytes] = []
+    size = 0
+    async for part in request.stream():
+        size += len(part)
+        if size > limit:
+            raise too_large
+        parts.append(part)
+    return b"".join(parts)
+
+
 async def _push(request: Request, svc: Services, tenant: str, legacy: bool) -> Response:
-    body = await request.body()
+    body = await read_body(request)
     await run_in_threadpool(_ingest, svc, tenant, body, request.headers.get("content-type"),
                             request.headers.get("content-encoding"), legacy)
     return Response(status_code=204)
@@ -74,8 +92,8 @@ def _ingest_otlp(svc: Services, tenant: str, body: bytes, content_type: str | No
 
 @router.post("/otlp/v1/logs")
 async def push_otlp(request: Request, svc: ServicesDep, tenant: TenantDep) -> Response:
-    body = await request.body()
     try:
+        body = await read_body(request)
         await run_in_threadpool(_ingest_otlp, svc, tenant, body, request.headers.get("content-type"),
                                 request.headers.get("content-encoding"))
     except LokiError as exc:

@@ -37,14 +37,13 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-from lokiarrow.errors import BadRequest, LokiError
+from lokiarrow.errors import BadRequest, BodyTooLarge
 from lokiarrow.model import go_quote
-from lokiarrow.wire.push import MAX_DECOMPRESSED_BYTES, inflate_into
+from lokiarrow.wire.push import MAX_DECOMPRESSED_BYTES, MAX_RECV_MSG_SIZE, inflate_into
 from lokiarrow.wire.stream import Pairs, PushStream
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
-MAX_RECV_MSG_SIZE = 100 << 20   # Loki's distributor.max-recv-msg-size
 # Loki's distributor.otlp.default_resource_attributes_as_index_labels
 DEFAULT_INDEX_ATTRIBUTES = ("service.name", "service.namespace", "service.instance.id", "deployment.environment",
                             "deployment.environment.name", "cloud.region", "cloud.availability_zone",
@@ -55,12 +54,6 @@ SERVICE_NAME = "service_name"
 UNKNOWN_SERVICE = "unknown_service"
 _ENCODINGS = ("gzip", "zstd", "lz4")
 _INT64 = 1 << 63
-
-
-class BodyTooLarge(LokiError):
-    """The compressed body is over Loki's receive limit: HTTP 413."""
-
-    status = 413
 
 
 def decode_otlp(body: bytes, content_type: str | None, content_encoding: str | None, now_ns: int, *,

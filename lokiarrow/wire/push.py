@@ -12,12 +12,13 @@ from __future__ import annotations
 import zlib
 from typing import Any
 
-from lokiarrow.errors import BadRequest
+from lokiarrow.errors import BadRequest, BodyTooLarge
 from lokiarrow.model import go_quote
 from lokiarrow.wire.push_json import decode_json, decode_legacy_json
 from lokiarrow.wire.push_protobuf import decode_protobuf
 from lokiarrow.wire.stream import PushStream
 
+MAX_RECV_MSG_SIZE = 100 << 20        # Loki's distributor.max-recv-msg-size: a body as received
 MAX_DECOMPRESSED_BYTES = 512 << 20
 INFLATE_STEP = 1 << 20
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "deflate": -zlib.MAX_WBITS}
@@ -68,5 +69,5 @@ def inflate_into(inflater: Any, data: bytes, out: bytearray, limit: int) -> None
         out += step
 
 
-def _too_large(size: int, limit: int) -> BadRequest:
-    return BadRequest(f"request body too large: decompressed message size too large than max ({size} vs {limit})")
+def _too_large(size: int, limit: int) -> BodyTooLarge:
+    return BodyTooLarge(f"request body too large: decompressed message size too large than max ({size} vs {limit})")

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 from google.protobuf.message import DecodeError
 
-from lokiarrow.errors import BadRequest
+from lokiarrow.errors import BadRequest, BodyTooLarge
 from lokiarrow.model import labels_string
 from lokiarrow.wire import logproto
 from lokiarrow.wire.stream import Pairs, PushStream
@@ -44,7 +44,7 @@ def decode_protobuf(data: bytes, max_decompressed_bytes: int) -> list[PushStream
     except Exception as exc:
         raise BadRequest(f"cannot parse push request: {_cause(exc)}") from None
     if size > max_decompressed_bytes:
-        raise BadRequest(f"request body too large: decompressed message size too large than max "
+        raise BodyTooLarge(f"request body too large: decompressed message size too large than max "
                          f"({size} vs {max_decompressed_bytes})")
     try:
         raw = cramjam.snappy.decompress_raw(data)

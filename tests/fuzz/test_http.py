@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import random
+import socket
 import threading
 import zlib
 from typing import Any
@@ -79,7 +80,7 @@ def test_a_gzip_bomb_is_refused_within_the_body_limit(server: Server, client: ht
     with PeakRss(server.proc.pid) as rss:
         r = client.post("/loki/api/v1/push", content=body, timeout=QUICK,
                         headers={"Content-Type": "application/json", "Content-Encoding": "gzip"})
-    assert r.status_code == 400, r.text
+    assert r.status_code == 413, r.text
     assert r.text.startswith("request body too large: decompressed message size too large than max"), r.text
     assert rss.growth < LIMIT + 256 * MIB, f"RSS grew by {rss.growth // MIB} MiB"
     # one deflate stream (not members) is bounded the same way
@@ -89,7 +90,7 @@ def test_a_gzip_bomb_is_refused_within_the_body_limit(server: Server, client: ht
     with PeakRss(server.proc.pid) as rss:
         r = client.post("/loki/api/v1/push", content=stream, timeout=QUICK,
                         headers={"Content-Type": "application/json", "Content-Encoding": "deflate"})
-    assert r.status_code == 400, r.text
+    assert r.status_code == 413, r.text
     assert rss.growth < LIMIT + 256 * MIB, f"RSS grew by {rss.growth // MIB} MiB"
     assert client.get("/ready").status_code == 200
 
@@ -100,7 +101,7 @@ def test_a_snappy_bomb_is_refused_before_it_is_inflated(server: Server, client: 
     with PeakRss(server.proc.pid) as rss:
         r = client.post("/loki/api/v1/push", content=body, timeout=QUICK,
                         headers={"Content-Type": "application/x-protobuf"})
-    assert r.status_code == 400, r.text
+    assert r.status_code == 413, r.text
     assert r.text == f"request body too large: decompressed message size too large than max ({LIMIT + MIB} vs {LIMIT})\n"
     assert rss.growth < 256 * MIB, f"RSS grew by {rss.growth // MIB} MiB"
     # a header that promises a large body the data does not hold costs nothing either
@@ -117,6 +118,54 @@ def test_a_snappy_bomb_is_refused_before_it_is_inflated(server: Server, client: 
         r = client.post("/otlp/v1/logs", content=bomb, timeout=QUICK,
                         headers={"Content-Type": "application/x-protobuf", "Content-Encoding": encoding})
         assert r.status_code in (400, 413), (encoding, r.status_code)
+    assert client.get("/ready").status_code == 200
+
+
+RECEIVE_LIMIT = 100 * MIB   # lokiarrow.wire.push.MAX_RECV_MSG_SIZE, Loki's distributor.max-recv-msg-size
+TOO_LARGE = (b"request body too large: message size too large than max (%d vs %d)\n"
+             % (RECEIVE_LIMIT + 1, RECEIVE_LIMIT))
+
+
+def _raw_answer(server: Server, head: bytes, chunks: int = 0) -> bytes:
+    """Send a request's head (and `chunks` chunks of 1 MiB), then read what the server answers."""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=QUICK.read) as sock:
+        sock.sendall(head)
+        chunk = b"%x\r\n" % MIB + b" " * MIB + b"\r\n"
+        for _ in range(chunks):
+            sock.sendall(chunk)
+        answer = b""
+        while not _complete(answer):
+            got = sock.recv(65536)
+            if not got:
+                break
+            answer += got
+        return answer
+
+
+def _complete(answer: bytes) -> bool:
+    head, found, body = answer.partition(b"\r\n\r\n")
+    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")), 0)
+    return bool(found) and len(body) >= length
+
+
+def test_a_body_over_the_receive_limit_is_refused_as_it_arrives(server: Server, client: httpx.Client) -> None:
+    assert server.proc is not None
+    for path in ("/loki/api/v1/push", "/api/prom/push"):
+        # a declared size over the limit: refused before any of the body is read
+        with PeakRss(server.proc.pid) as rss:
+            answer = _raw_answer(server, b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                         b"Content-Length: %d\r\n\r\n{" % (path.encode(), 4096 * MIB))
+        assert answer.startswith(b"HTTP/1.1 413 ") and answer.endswith(TOO_LARGE), answer
+        assert rss.growth < 64 * MIB
+        # a chunked body: refused once more than the limit has arrived, holding at most the limit
+        with PeakRss(server.proc.pid) as rss:
+            answer = _raw_answer(server, b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                         b"Transfer-Encoding: chunked\r\n\r\n" % path.encode(), chunks=101)
+        assert answer.startswith(b"HTTP/1.1 413 ") and answer.endswith(TOO_LARGE), answer
+        assert rss.growth < RECEIVE_LIMIT + 128 * MIB, f"RSS grew by {rss.growth // MIB} MiB"
+    answer = _raw_answer(server, b"POST /otlp/v1/logs HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                                 b"Content-Length: %d\r\n\r\n" % (4096 * MIB))
+    assert answer.startswith(b"HTTP/1.1 413 "), answer
     assert client.get("/ready").status_code == 200
 
 
