@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import resource
 import sys
 from dataclasses import replace
 
 from lokiarrow.config import Config, expand_env, from_yaml
 from lokiarrow.errors import LokiError
+from lokiarrow.units import parse_duration_ns
 
 
 def _flag(parser: argparse.ArgumentParser, name: str, **kwargs: object) -> None:
@@ -26,6 +28,12 @@ def serve_parser(parser: argparse.ArgumentParser) -> None:
           help="expand ${VAR} and ${VAR:-default} in the config file")
     _flag(parser, "server.http-listen-port", type=int, help="HTTP port (default 3100)")
     _flag(parser, "server.http-listen-address", help="HTTP address (default 0.0.0.0)")
+    _flag(parser, "server.http-read-timeout", type=parse_duration_ns,
+          help="time to read a whole request, headers and body (default 30s; 0: none)")
+    _flag(parser, "server.http-read-header-timeout", type=parse_duration_ns,
+          help="time to read a request's headers (default 0: the read timeout)")
+    _flag(parser, "server.http-write-timeout", type=parse_duration_ns,
+          help="time an answer may wait for its client to read it (default 30s; 0: none)")
     _flag(parser, "server.grpc-listen-port", type=int, help="gRPC port (default 9095; 0: any free port)")
     _flag(parser, "server.grpc-listen-address", help="gRPC address (default 0.0.0.0)")
     _flag(parser, "common.path-prefix", help="data root: a folder or an fsspec URL (default ./data)")
@@ -45,6 +53,9 @@ def load_config(args: argparse.Namespace) -> Config:
     overrides = {
         "http_listen_port": args.server_http_listen_port,
         "http_listen_address": args.server_http_listen_address,
+        "http_server_read_timeout": args.server_http_read_timeout,
+        "http_server_read_header_timeout": args.server_http_read_header_timeout,
+        "http_server_write_timeout": args.server_http_write_timeout,
         "grpc_listen_port": args.server_grpc_listen_port,
         "grpc_listen_address": args.server_grpc_listen_address,
         "path_prefix": args.common_path_prefix,
@@ -70,19 +81,35 @@ def _release_memory_early() -> None:
         pass
 
 
+def _raise_open_file_limit() -> None:
+    """The soft limit on open files raised to the hard one, as Go (so Loki) does at start: each
+    connection holds a file descriptor, and past the limit new connections are dropped."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+
+
 def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from lokiarrow.server.app import create_app
+    from lokiarrow.server.read_timeout import ReadDeadline, protocol
 
     _release_memory_early()
+    _raise_open_file_limit()
 
     config = load_config(args)
     if config.target not in ("all", "write", "read", "backend"):
         raise LokiError(f"cannot start: unknown target {config.target!r} (all, write, read, backend)")
     from lokiarrow.store.fs import Root
     Root(config.path_prefix, config.storage).check()
-    uvicorn.run(create_app(config), host=config.http_listen_address, port=config.http_listen_port,
+    read_s = config.http_server_read_timeout / 1e9
+    http = protocol(read_s, config.http_server_read_header_timeout / 1e9, config.http_server_write_timeout / 1e9)
+    uvicorn.run(ReadDeadline(create_app(config), read_s), http=http,
+                host=config.http_listen_address, port=config.http_listen_port,
                 log_level=args.log_level.replace("warn", "warning"), access_log=False)
     return 0
 

@@ -124,6 +124,9 @@ class Config:
     auth_enabled: bool = False
     http_listen_address: str = "0.0.0.0"
     http_listen_port: int = 3100
+    http_server_read_timeout: int = 30 * 10**9        # ns to read a whole request, headers and body; 0: none
+    http_server_read_header_timeout: int = 0          # ns to read the headers; 0: the read timeout
+    http_server_write_timeout: int = 30 * 10**9       # ns an answer may wait for its client to read it; 0: none
     grpc_listen_address: str = "0.0.0.0"
     grpc_listen_port: int = 9095              # 0: any free port
     path_prefix: str = "./data"
@@ -200,6 +203,14 @@ def apply_section(obj: Any, section: dict[str, Any] | None) -> Any:
     return replace(obj, **changes)
 
 
+def _duration_setting(section: dict[str, Any], name: str, default: int) -> int:
+    """A duration of a section read without a settings dataclass (`server`), in ns."""
+    value = section.get(name)
+    if value is None:
+        return default
+    return parse_duration_ns(value) if isinstance(value, str) else int(value * 10**9)
+
+
 def expand_env(text: str) -> str:
     """Replace `${VAR}` and `${VAR:-default}` as Loki's `-config.expand-env` does."""
     return _ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(2) or ""), text)
@@ -234,6 +245,10 @@ def from_yaml(text: str, base: Config | None = None) -> Config:
         auth_enabled=bool(doc.get("auth_enabled", cfg.auth_enabled)),
         http_listen_address=str(server.get("http_listen_address", cfg.http_listen_address)),
         http_listen_port=int(server.get("http_listen_port", cfg.http_listen_port)),
+        http_server_read_timeout=_duration_setting(server, "http_server_read_timeout", cfg.http_server_read_timeout),
+        http_server_read_header_timeout=_duration_setting(server, "http_server_read_header_timeout",
+                                                          cfg.http_server_read_header_timeout),
+        http_server_write_timeout=_duration_setting(server, "http_server_write_timeout", cfg.http_server_write_timeout),
         grpc_listen_address=str(server.get("grpc_listen_address", cfg.grpc_listen_address)),
         grpc_listen_port=int(server.get("grpc_listen_port", cfg.grpc_listen_port)),
         path_prefix=str(common.get("path_prefix", cfg.path_prefix)),

@@ -68,7 +68,7 @@ class Querier:
     def snapshot(self, tenant: str, want: Want) -> Snapshot:
         """The tenant's data for a query: the store's snapshot, and on a reader what the writers
         hold of `want` (exec/writers.py)."""
-        local = self.store.tenant(tenant).snapshot()
+        local = self.store.snapshot(tenant)
         return local if self.writers is None else self.writers.snapshot(local, tenant, want)
 
     def query_range(self, tenant: str, req: RangeRequest) -> dict[str, Any]:

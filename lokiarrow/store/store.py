@@ -24,9 +24,11 @@ from collections.abc import Callable
 from lokiarrow.config import Compactor, Ingester, Limits, Storage
 from lokiarrow.store.compactor import Report, compact_tenant
 from lokiarrow.store.fs import Root
+from lokiarrow.store.head import Head
+from lokiarrow.store.index import Index
 from lokiarrow.store.quarantine import quarantine_chunk
 from lokiarrow.store.retention import retention_of
-from lokiarrow.store.tenant import TenantStore, wal_tenants
+from lokiarrow.store.tenant import Snapshot, TenantStore, wal_tenants
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +63,12 @@ class Store:
                 if store is None:
                     store = self._tenants[name] = TenantStore(self.root, name, self.settings, self.load_index)
         return store
+
+    def snapshot(self, name: str) -> Snapshot:
+        """A tenant's data for a read: nothing (and nothing made, in memory or on disk) for a
+        tenant this process does not know."""
+        store = self._tenants.get(name)
+        return store.snapshot() if store is not None else Snapshot((Head(),), Index(), self.root)
 
     def existing(self, name: str) -> TenantStore | None:
         """A tenant's store if this process has one (no store is created)."""

@@ -40,9 +40,9 @@ from lokiarrow.store.schema import ENTRIES
 class WAL:
     def __init__(self, folder: str) -> None:
         self.folder = folder
-        os.makedirs(folder, exist_ok=True)
         existing = self._segments()
-        self.id = _id_of(folder, fresh=not existing)
+        self._fresh = not existing
+        self._id: str | None = None
         self._number = (existing[-1] + 1) if existing else 1
         self._sync_lock = threading.Lock()
         self._written = 0      # batches written to the open segment
@@ -52,13 +52,25 @@ class WAL:
         self._durable_upto: dict[int, int] = {}   # failed segments: how many of their batches are on disk
         self._broken = False                      # the open segment failed: the next write leaves it
 
+    @property
+    def id(self) -> str:
+        """The segments' numbering (step 6); the folder and its id file are made on first use, so
+        a tenant that is only read leaves nothing on disk."""
+        if self._id is None:
+            os.makedirs(self.folder, exist_ok=True)
+            self._id = _id_of(self.folder, fresh=self._fresh)
+        return self._id
+
     def _segments(self) -> list[int]:
+        if not os.path.isdir(self.folder):
+            return []
         return sorted(int(n.split(".")[0]) for n in os.listdir(self.folder) if n.endswith(".arrow"))
 
     def _path(self, number: int) -> str:
         return os.path.join(self.folder, f"{number:010d}.arrow")
 
     def _open(self) -> None:
+        _ = self.id   # the folder and its id file exist before any segment
         path = self._path(self._number)
         self._file = open(path, "ab", buffering=0)  # noqa: SIM115
         try:

@@ -8,6 +8,7 @@ Loki's rules (dskit's ValidTenantID): the characters `a-zA-Z0-9!-_.*'()`, at mos
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -209,6 +210,26 @@ def test_no_variant_of_a_tenant_reads_its_entries(served: Server) -> None:
             assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, org
         finally:
             client.channel.close()
+
+
+def test_a_tenant_that_only_reads_leaves_nothing_on_disk(served: Server) -> None:
+    """Reads of ids that never pushed (any number of them) cost no folder, file or WAL."""
+    ghosts = [f"ghost-{i}" for i in range(5)]
+    with served.client() as http:
+        for org in ghosts:
+            for name in [*READS, "delete list"]:
+                r = ENDPOINTS[name](http, _org(org))
+                assert r.status_code in (200, 204), (org, name, r.status_code, r.text)
+    for org in ghosts[:2]:
+        with connect(tail_url(served.url, start=str(BASE_NS - 10**9)), additional_headers=_ws_org(org),
+                     open_timeout=10) as ws, contextlib.suppress(TimeoutError):
+            ws.recv(timeout=1)
+        client = _grpc(served, org)
+        try:
+            client.query('{app="x"}', BASE_NS - 10**9, BASE_NS + 10**12)
+        finally:
+            client.channel.close()
+    assert not [path for path in _tree(served.data_dir) if path.startswith("ghost-")]
 
 
 def test_multi_tenant_queries_read_only_the_named_tenants(tmp_path: Path) -> None:
