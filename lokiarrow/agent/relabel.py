@@ -16,6 +16,7 @@ from typing import Any
 import re2
 
 from lokiarrow.agent.settings import ConfigError, Section
+from lokiarrow.model import QUIET_RE2
 
 ACTIONS = ("replace", "keep", "drop", "keepequal", "dropequal", "hashmod", "labelmap", "labeldrop",
            "labelkeep", "lowercase", "uppercase")
@@ -59,7 +60,7 @@ def _parse_rule(s: Section) -> Rule:
     assert separator is not None and regex_text is not None and modulus is not None
     assert target is not None and replacement is not None
     try:
-        regex = re2.compile(f"^(?s:{regex_text})$")
+        regex = re2.compile(f"^(?s:{regex_text})$", QUIET_RE2)
     except re2.error as exc:
         raise ConfigError(s.at("regex"), f"error parsing regexp: {exc}") from None
     s.done()

@@ -187,6 +187,17 @@ def test_mistakes_fail_with_their_path(text: str, message: str) -> None:
     assert str(caught.value).startswith(message), str(caught.value)
 
 
+@pytest.mark.parametrize("stage", [
+    "- regex: {expression: '(?P<'}", "- multiline: {firstline: '(a'}", "- match: {selector: '{a=\"b\"}', stages: [], "
+    "action: drop}\n  - drop: {expression: '(a'}", "- replace: {expression: '[a'}"])
+def test_a_bad_stage_regex_is_a_config_error_and_nothing_on_stderr(stage: str, capfd: pytest.CaptureFixture[str]) -> None:
+    text = "scrape_configs:\n- job_name: a\n  relabel_configs:\n  - source_labels: [a]\n    regex: '(?P<'\n"
+    for document in (text, f"scrape_configs:\n- job_name: a\n  pipeline_stages:\n  {stage}\n"):
+        with pytest.raises(ConfigError, match="regexp|regex|regular expression"):
+            config.parse(document)
+    assert capfd.readouterr().err == ""      # RE2's own log stays quiet: the error says it
+
+
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot read config file .*nope.yaml"):
         config.load(str(tmp_path / "nope.yaml"))

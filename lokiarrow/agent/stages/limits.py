@@ -13,6 +13,7 @@ import re2
 from lokiarrow.agent.entry import Entry
 from lokiarrow.agent.settings import ConfigError, Section
 from lokiarrow.agent.stages import Builder, Stateless
+from lokiarrow.model import QUIET_RE2
 
 
 class Drop(Stateless):
@@ -62,7 +63,7 @@ class Drop(Stateless):
         self.regex: Any = None
         if expression:
             try:
-                self.regex = re2.compile(expression)
+                self.regex = re2.compile(expression, QUIET_RE2)
             except re2.error as exc:
                 raise ConfigError(section.at("expression"),
                                   f"drop stage regex compilation error: {exc}") from None

@@ -14,6 +14,7 @@ from lokiarrow.agent.stages import Builder, Pipeline, build
 from lokiarrow.errors import LokiError
 from lokiarrow.logql import ast
 from lokiarrow.logql.parser import parse_log_selector
+from lokiarrow.model import QUIET_RE2
 
 Test = Callable[[Entry], bool]
 
@@ -27,7 +28,7 @@ def _line_test(stage: ast.LineFilter) -> Test:
     if stage.ip or stage.op in ("|>", "!>"):
         raise ValueError(f"line filter {stage.op} is not supported in a match selector")
     if stage.op in ("|~", "!~"):
-        regexes = [re2.compile(v) for v in stage.values]
+        regexes = [re2.compile(v, QUIET_RE2) for v in stage.values]
         hit: Test = lambda e: any(r.search(e.line) is not None for r in regexes)  # noqa: E731
     else:
         hit = lambda e: any(v in e.line for v in stage.values)  # noqa: E731

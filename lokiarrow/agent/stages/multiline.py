@@ -18,6 +18,7 @@ import re2
 
 from lokiarrow.agent.entry import Entry
 from lokiarrow.agent.settings import ConfigError, Section
+from lokiarrow.model import QUIET_RE2
 from lokiarrow.units import go_duration_ns
 
 Key = tuple[tuple[str, str], ...]
@@ -78,7 +79,7 @@ def build_multiline(sec: Section) -> MultilineStage:
     if expr is None:
         raise ConfigError(sec.at("firstline"), "multiline stage config must define `firstline` regular expression")
     try:
-        regex = re2.compile(expr)
+        regex = re2.compile(expr, QUIET_RE2)
     except re2.error as exc:
         raise ConfigError(sec.at("firstline"), f"multiline stage first line regex compilation error: {exc}") from None
     wait = sec.string("max_wait_time")
