@@ -16,7 +16,7 @@ from typing import Any
 import re2
 
 from lokiarrow.agent.settings import ConfigError, Section
-from lokiarrow.model import QUIET_RE2
+from lokiarrow.model import QUIET_RE2, go_regex_error
 
 ACTIONS = ("replace", "keep", "drop", "keepequal", "dropequal", "hashmod", "labelmap", "labeldrop",
            "labelkeep", "lowercase", "uppercase")
@@ -62,7 +62,7 @@ def _parse_rule(s: Section) -> Rule:
     try:
         regex = re2.compile(f"^(?s:{regex_text})$", QUIET_RE2)
     except re2.error as exc:
-        raise ConfigError(s.at("regex"), f"error parsing regexp: {exc}") from None
+        raise ConfigError(s.at("regex"), f"error parsing regexp: {go_regex_error(str(exc), regex_text)}") from None
     s.done()
     problem = _invalid(action, sources, separator, regex_text, modulus, target, replacement,
                        "source_labels" in s.value)

@@ -13,7 +13,7 @@ import re2
 from lokiarrow.agent.entry import Entry
 from lokiarrow.agent.settings import ConfigError, Section
 from lokiarrow.agent.stages import Builder, Stateless
-from lokiarrow.model import QUIET_RE2
+from lokiarrow.model import QUIET_RE2, go_regex_error
 
 
 class Drop(Stateless):
@@ -66,7 +66,7 @@ class Drop(Stateless):
                 self.regex = re2.compile(expression, QUIET_RE2)
             except re2.error as exc:
                 raise ConfigError(section.at("expression"),
-                                  f"drop stage regex compilation error: {exc}") from None
+                                  f"drop stage regex compilation error: error parsing regexp: {go_regex_error(str(exc), expression)}") from None
         self.dropped = 0
 
     def process(self, entry: Entry) -> list[Entry]:

@@ -18,7 +18,7 @@ import re2
 
 from lokiarrow.agent.entry import Entry
 from lokiarrow.agent.settings import ConfigError, Section
-from lokiarrow.model import QUIET_RE2
+from lokiarrow.model import QUIET_RE2, go_regex_error
 from lokiarrow.units import go_duration_ns
 
 Key = tuple[tuple[str, str], ...]
@@ -81,7 +81,7 @@ def build_multiline(sec: Section) -> MultilineStage:
     try:
         regex = re2.compile(expr, QUIET_RE2)
     except re2.error as exc:
-        raise ConfigError(sec.at("firstline"), f"multiline stage first line regex compilation error: {exc}") from None
+        raise ConfigError(sec.at("firstline"), f"multiline stage first line regex compilation error: error parsing regexp: {go_regex_error(str(exc), expr)}") from None
     wait = sec.string("max_wait_time")
     try:
         max_wait = 3 * 10**9 if wait is None else go_duration_ns(wait)

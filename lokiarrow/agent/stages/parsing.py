@@ -24,7 +24,7 @@ from lokiarrow.exec.parsers.decolorize import ANSI_PATTERN
 from lokiarrow.exec.parsers.logfmt import scan
 from lokiarrow.logql.template import Template, TemplateExecError, TemplateSyntaxError, compile_template
 from lokiarrow.logql.template_time import UTC
-from lokiarrow.model import QUIET_RE2
+from lokiarrow.model import QUIET_RE2, go_regex_error
 
 CRI_PATTERN = re2.compile(r"^(?s)(?P<time>\S+?) (?P<stream>stdout|stderr) (?P<flags>\S+?) (?P<content>.*)$")
 _CRI_STREAMS = frozenset(("stdout", "stderr"))
@@ -62,7 +62,7 @@ def _compile_re2(sec: Section, key: str) -> re2._Regexp:
     try:
         return re2.compile(expr, QUIET_RE2)
     except re2.error as exc:
-        raise ConfigError(sec.at(key), f"could not compile regular expression: {exc}") from None
+        raise ConfigError(sec.at(key), f"could not compile regular expression: error parsing regexp: {go_regex_error(str(exc), expr)}") from None
 
 
 def _template(sec: Section, key: str, text: str) -> Template:
