@@ -26,7 +26,7 @@ from lokiarrow.server.params import (
     parse_step,
     parse_time,
 )
-from lokiarrow.server.routes_query import run_query, success
+from lokiarrow.server.routes_query import check_query_length, run_query, success
 
 router = APIRouter()
 
@@ -36,6 +36,7 @@ DEFAULT_VOLUME_LIMIT = 100
 @router.api_route("/loki/api/v1/index/stats", methods=["GET", "POST"])
 async def index_stats(request: Request, svc: ServicesDep, tenant: TenantDep, p: ParamsDep) -> Response:
     start, end = parse_bounds(p)
+    check_query_length(svc, tenant, start, end)
     parse_limit(p)
     parse_backward(p)
     parse_step(p, start, end)

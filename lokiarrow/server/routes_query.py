@@ -160,12 +160,14 @@ async def query(request: Request, svc: ServicesDep, tenant: QueryTenantDep, p: P
 @router.api_route("/loki/api/v1/label", methods=["GET", "POST"])
 async def labels(request: Request, svc: ServicesDep, tenant: QueryTenantDep, p: ParamsDep) -> Response:
     start, end = parse_bounds(p)
+    check_query_length(svc, tenant, start, end)
     return success(await run_query(request, svc, tenant, svc.querier.labels, tenant, start, end, parse_selector(p)))
 
 
 @router.api_route("/loki/api/v1/label/{name}/values", methods=["GET", "POST"])
 async def label_values(request: Request, name: str, svc: ServicesDep, tenant: QueryTenantDep, p: ParamsDep) -> Response:
     start, end = parse_bounds(p)
+    check_query_length(svc, tenant, start, end)
     return success(await run_query(request, svc, tenant, svc.querier.label_values, tenant, name, start, end,
                                      parse_selector(p)))
 
@@ -173,6 +175,7 @@ async def label_values(request: Request, name: str, svc: ServicesDep, tenant: Qu
 @router.api_route("/loki/api/v1/series", methods=["GET", "POST"])
 async def series(request: Request, svc: ServicesDep, tenant: QueryTenantDep, p: ParamsDep) -> Response:
     start, end = parse_bounds(p)
+    check_query_length(svc, tenant, start, end)
     selectors = request.query_params.getlist("match[]") + request.query_params.getlist("match")
     if request.method == "POST":
         form = await request.form()

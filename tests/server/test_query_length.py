@@ -32,3 +32,18 @@ def test_the_default_limit_is_lokis_721h(start_server: Callable[..., Server]) ->
                                                             "end": BASE_NS})
     assert refused.status_code == 400
     assert refused.text.strip() == "the query time range exceeds the limit (query length: 745h0m0s, limit: 4w2d1h)"
+
+
+def test_labels_series_and_index_stats_keep_to_the_limit_as_lokis_querier_does(start_server: Callable[..., Server]) -> None:
+    server = start_server(PERMISSIVE.replace("max_query_length: 0", "max_query_length: 1d"))
+    calls = [("/loki/api/v1/labels", {}), ("/loki/api/v1/label/app/values", {}),
+             ("/loki/api/v1/series", {"match[]": '{app="a"}'}), ("/loki/api/v1/index/stats", {"query": '{app="a"}'})]
+    with server.client() as c:
+        push(c, {"app": "a"}, [[BASE_NS, "x"]])
+        for path, params in calls:
+            refused = c.get(path, params={**params, "start": BASE_NS - 48 * HOUR, "end": BASE_NS})
+            assert refused.status_code == 400, path
+            assert refused.text.strip() == "the query time range exceeds the limit (query length: 48h0m0s, limit: 1d)"
+            fits = c.get(path, params={**params, "start": BASE_NS - 24 * HOUR, "end": BASE_NS + 1})
+            assert fits.status_code == 200, (path, fits.text)
+            assert "a" in fits.text
