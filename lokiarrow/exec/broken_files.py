@@ -23,7 +23,8 @@ _READ_ERROR = re.compile(r"parquet|corrupt|magic|decompress|checksum|payload|zst
 
 def quarantine_broken(store: Store, tenant: str, error: BaseException, reads: Collection[str]) -> bool:
     """After `error` ended a query of `tenant` (`a|b`: each) that read the store files `reads`:
-    True when a chunk file was found unreadable and quarantined."""
+    True when the query may succeed if run again (a suspect was quarantined, or fetched again from
+    object storage)."""
     text = str(error)
     found = False
     for one in tenant.split("|"):
@@ -38,5 +39,6 @@ def quarantine_broken(store: Store, tenant: str, error: BaseException, reads: Co
             reason = unreadable(tenant_store, chunk)
             if reason is not None:
                 store.quarantine(one, chunk, reason)
-                found = True
+            # quarantined, or on object storage fetched again (its cached copy may have been the damage)
+            found = found or reason is not None or tenant_store.root.cache is not None
     return found

@@ -1,7 +1,8 @@
 """Files that cannot be read are taken out of the store's way, kept, counted and reported.
 
 A chunk file that fails to read (truncated, a broken footer or page) would fail every query that
-touches it, and every compaction of its day. Once `unreadable` confirms it (every page read, page
+touches it, and every compaction of its day. Once `unreadable` confirms it (on object storage after
+fetching it again: a damaged cached copy is only replaced) (every page read, page
 checksums verified where the file has them), `quarantine_chunk`:
 1. copies it to `<tenant>/quarantine/chunks/day=…/` for whoever investigates;
 2. publishes an index file holding the rows of the live index files that named it, without its
@@ -50,7 +51,10 @@ BROKEN = (OSError, pa.ArrowException)
 
 def unreadable(tenant: TenantStore, chunk: str) -> str | None:
     """Why a chunk file cannot be read, or None when every page of it reads (or it is missing: not
-    a damaged file, and on object storage perhaps not yet listed)."""
+    a damaged file, and on object storage perhaps not yet listed). On object storage the object is
+    fetched again first: a damaged copy in the disk cache is not a damaged file."""
+    if tenant.root.cache is not None:
+        tenant.root.cache.forget(chunk)
     try:
         parquet = pq.ParquetFile(tenant.root.readable_path(chunk), page_checksum_verification=True)
         for group in range(parquet.num_row_groups):

@@ -243,3 +243,28 @@ def test_the_sql_console_reads_a_bucket_url(start_server: Callable[..., Server],
     missing = subprocess.run([sys.executable, "-m", "lokiarrow.cli", "sql", "s3://no-such-bucket/x", "-c", "SELECT 1"],
                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1 and "the bucket does not exist" in missing.stderr
+
+
+def test_a_damaged_cached_copy_is_fetched_again_and_a_damaged_object_quarantined(
+        start_server: Callable[..., Server], s3: S3, tmp_path: Path) -> None:
+    root = s3.prefix()
+    server = _s3_server(start_server, s3, root, tmp_path)
+    _fill(server, flushes=2)
+    whole = _answers(server)                              # every chunk file now has a cached copy
+    chunks = sorted(k for k in s3.keys(root) if "/chunks/" in k)
+    cached = {str(p.relative_to(p.parents[3])): p for p in (tmp_path / "cache").rglob("*.parquet")}
+    damaged = cached[chunks[0]]
+    damaged.write_bytes(damaged.read_bytes()[:100])        # the local copy, not the object
+    assert _answers(server) == whole
+    assert not [k for k in s3.keys(root) if "/quarantine/" in k]
+    # now the object itself (and its copy gone from the cache, as after an eviction)
+    with s3.client().open_output_stream(f"{root.removeprefix('s3://')}/{chunks[0]}") as out:
+        out.write(b"PAR1" + b"\0" * 100)
+    cached[chunks[0]].unlink()
+    with server.client() as http:
+        left = query(http, '{app=~".+"}', start=BASE_NS - HOUR, end=BASE_NS + 6 * HOUR, limit=5000)
+        lines = sum(len(s["values"]) for s in left["data"]["result"])
+        assert 0 < lines < 160                           # the damaged file's entries are gone, the rest answer
+        assert "lokiarrow_quarantined_files_total{kind=\"chunk\"} 1.0" in http.get("/metrics").text
+    keys = s3.keys(root)
+    assert chunks[0] not in keys and f"fake/quarantine/{chunks[0].removeprefix('fake/')}" in keys
