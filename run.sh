@@ -46,6 +46,11 @@ case "${1:-}" in
     .venv/bin/mypy lokiarrow
     exec .venv/bin/pytest "$@"
     ;;
+  soak)
+    venv test
+    shift
+    exec .venv/bin/python -m tests.soak "$@"
+    ;;
   bench)
     venv test
     shift
@@ -55,7 +60,8 @@ case "${1:-}" in
     exec .venv/bin/python -m bench.run "$@"
     ;;
   *)
-    echo "usage: ./run.sh serve [lokiarrow serve flags] | test [pytest args] | bench [agent|compact|scale] [flags]" >&2
+    echo "usage: ./run.sh serve [lokiarrow serve flags] | test [pytest args] | bench [agent|compact|scale] [flags]" \
+         "| soak [--quick] [--only crash|overload|fuzz|atheris]" >&2
     exit 2
     ;;
 esac

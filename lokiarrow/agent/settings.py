@@ -115,6 +115,6 @@ class Section:
 
     def done(self) -> None:
         """Refuse the keys no reader asked for."""
-        unknown = sorted(set(self.value) - self._read)
+        unknown = sorted(set(self.value) - self._read, key=str)   # YAML keys may be null, numbers, ...
         if unknown:
             raise ConfigError(self.at(str(unknown[0])), "unknown field")

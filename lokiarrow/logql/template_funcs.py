@@ -430,9 +430,9 @@ _KIND_OF = {bool: "bool", int: "int", float: "float", str: "string"}
 
 def _compare(a: object, b: object, ordered: bool) -> int:
     ka, kb = _KIND_OF.get(type(a)), _KIND_OF.get(type(b))
+    if ka is None and kb is None and not ordered:   # nil, maps, lists: equal or not, never ordered
+        return 0 if a == b else 1
     if ka != kb:
-        if ka is None and kb is None and not ordered:
-            return 0 if a == b else 1
         raise CallError("incompatible types for comparison" if ka and kb or not ordered else "invalid type for comparison")
     if ordered and (ka is None or ka == "bool"):
         raise CallError("invalid type for comparison")

@@ -55,7 +55,7 @@ def zone(name: str) -> dt.tzinfo | None:
         return UTC
     try:
         return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):   # OSError: a folder, a name too long
         return None
 
 
