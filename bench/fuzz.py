@@ -182,13 +182,17 @@ def _one_line(line: str) -> pa.RecordBatch:
     return entries([({"app": "fuzz", "v": "a" * 2000 + "b"}, T0 + 7 * S, line)])
 
 
-def render(tallies: list[Tally], cases: list[Case], inputs: int) -> str:
+def render(tallies: list[Tally], cases: list[Case], inputs: int, jobs: int = 1) -> str:
     m = machine()
-    out = [f"## Fuzzing (`python -m bench.fuzz --inputs {inputs}`)", "",
+    command = f"python -m bench.fuzz --inputs {inputs}" + (f" --jobs {jobs}" if jobs > 1 else "")
+    out = [f"## Fuzzing (`{command}`)", "",
            f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {m['cpu']}, Python {m['python']}. Each target took "
            f"inputs from seeds 0..{inputs - 1} of tests/fuzz/generators.py: near-valid inputs built from "
            "the grammar, then mutated. A crash is an exception outside the target's contract; a hang an input "
-           f"over {HANG_SECONDS:g} s.", "",
+           f"over {HANG_SECONDS:g} s that, run again, takes over {HANG_SECONDS:g} s of CPU time (the second run rules "
+           "out a process that was only waiting for a core)."
+           + (f" Each target's seeds were split over {jobs} processes; inputs/s is per target, all of them together."
+              if jobs > 1 else ""), "",
            "| target | contract | inputs | crashes | hangs > 1 s | slowest input | inputs/s |",
            "|---|---|---:|---:|---:|---:|---:|"]
     contracts = {
@@ -241,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     for c in cases:
         print(f"{c.what}: {c.answer} in {c.seconds * 1000:.0f} ms, peak {c.peak_bytes / MIB:.0f} MiB", file=sys.stderr)
     if not args.no_report:
-        write_section(REPORT, "fuzz", render(tallies, cases, args.inputs), INTRO)
+        write_section(REPORT, "fuzz", render(tallies, cases, args.inputs, args.jobs), INTRO)
     return 1 if any(t.crashes for t in tallies) else 0
 
 
