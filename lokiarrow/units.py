@@ -173,12 +173,14 @@ def parse_humanized_bytes(text: str) -> int:
 
 
 _IEC = ("B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB")
+_SI = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
 
 
-def humanized_ibytes(n: int) -> str:
-    """go-humanize's IBytes, as Loki's limit messages print sizes: `9 B`, `1.5 KiB`, `12 MiB`."""
+def humanized_bytes(n: int, iec: bool = True) -> str:
+    """go-humanize's IBytes (`iec`) or Bytes, as Loki's messages print sizes: `9 B`, `1.5 KiB`, `12 MB`."""
     if n < 10:
         return f"{n} B"
-    exponent = min(int(math.floor(math.log(n, 1024))), len(_IEC) - 1)
-    value = math.floor(n / 1024**exponent * 10 + 0.5) / 10
-    return f"{value:.1f} {_IEC[exponent]}" if value < 10 else f"{value:.0f} {_IEC[exponent]}"
+    base, units = (1024, _IEC) if iec else (1000, _SI)
+    exponent = min(int(math.floor(math.log(n) / math.log(base))), len(units) - 1)
+    value = math.floor(n / base**exponent * 10 + 0.5) / 10
+    return f"{value:.1f} {units[exponent]}" if value < 10 else f"{value:.0f} {units[exponent]}"

@@ -44,6 +44,7 @@ from lokiarrow.exec.sources import streams_in_range
 from lokiarrow.logql import ast
 from lokiarrow.model import Matcher
 from lokiarrow.store.tenant import Snapshot
+from lokiarrow.units import humanized_bytes
 
 STATIC_LABELS = frozenset({"cluster", "namespace", "instance", "pod"})
 ERROR_LABELS = frozenset({"__error__", "__error_details__", "__preserve_error__"})
@@ -157,12 +158,7 @@ def field_type(value: str) -> str:
 
 def si_bytes(size: int) -> str:
     """go-humanize's Bytes (SI units), without the space."""
-    if size < 10:
-        return f"{size}B"
-    exponent = min(int(math.floor(math.log(size) / math.log(1000))), 6)
-    suffix = ("B", "kB", "MB", "GB", "TB", "PB", "EB")[exponent]
-    scaled = math.floor(size / 1000**exponent * 10 + 0.5) / 10
-    return f"{scaled:.1f}{suffix}" if scaled < 10 else f"{scaled:.0f}{suffix}"
+    return humanized_bytes(size, iec=False).replace(" ", "")
 
 
 def query_value(value: str) -> str:

@@ -18,7 +18,7 @@ from lokiarrow.exec.writers import Want
 from lokiarrow.logql import ast
 from lokiarrow.logql.parser import parse_expr
 from lokiarrow.store.tenant import Snapshot
-from lokiarrow.units import humanized_ibytes
+from lokiarrow.units import humanized_bytes
 
 TOO_MANY_BYTES = ("the query would read too many bytes (query: {}, limit: {}); consider adding more specific "
                   "stream selectors or reduce the time range of the query")
@@ -41,4 +41,4 @@ def check_query_bytes(snapshot_of: Callable[[str, Want], Snapshot], tenant: str,
         for matchers, lo, hi in spans:
             total += bytes_of(snapshot_of(one, Want(lo, hi + 1)), matchers, lo, hi)
     if total > limit:
-        raise BadRequest(TOO_MANY_BYTES.format(humanized_ibytes(total), humanized_ibytes(limit)))
+        raise BadRequest(TOO_MANY_BYTES.format(humanized_bytes(total), humanized_bytes(limit)))

@@ -78,11 +78,8 @@ def quarantine_chunk(tenant: TenantStore, chunk: str, reason: str, persist: bool
     if persist:
         root = tenant.root
         kept = quarantine_path(chunk)
-        if root.local:
-            os.makedirs(os.path.dirname(root.full(kept)), exist_ok=True)
-            shutil.copyfile(root.full(chunk), root.full(kept))
-        else:
-            root.fs.copy(root.full(chunk), root.full(kept))
+        root.fs.makedirs(root.full(kept).rsplit("/", 1)[0], exist_ok=True)   # (nothing on object storage)
+        root.fs.copy(root.full(chunk), root.full(kept))
         day = chunk.split("/")[2].removeprefix("day=")
         naming = {f: t for f, t in live_index_files(root, tenant.tenant, day).items()
                   if chunk in pc.unique(t.column("chunk")).to_pylist()}

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from lokiarrow.units import humanized_ibytes
+from lokiarrow.units import humanized_bytes
 from tests.conftest import PERMISSIVE, Server
 from tests.server.pushing import BASE_NS, push
 
@@ -37,8 +37,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 def _refusal(c: httpx.Client, query: str) -> str:
     stats = c.get("/loki/api/v1/index/stats", params={"query": query.split("}")[0].split("(")[-1] + "}", **SPAN})
-    return (f"the query would read too many bytes (query: {humanized_ibytes(stats.json()['bytes'])}, "
-            f"limit: {humanized_ibytes(LIMIT)}); consider adding more specific stream selectors or reduce the "
+    return (f"the query would read too many bytes (query: {humanized_bytes(stats.json()['bytes'])}, "
+            f"limit: {humanized_bytes(LIMIT)}); consider adding more specific stream selectors or reduce the "
             "time range of the query")
 
 
