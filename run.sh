@@ -20,8 +20,10 @@ test_tools() {
   command -v npm >/dev/null || missing+=(nodejs npm)
   command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
   command -v htpasswd >/dev/null || missing+=(apache2-utils)
+  # Chromium for the explorer page's tests (driven by Playwright), without its desktop extras
+  command -v chromium >/dev/null || missing+=(chromium fonts-liberation)
   if [ ${#missing[@]} -gt 0 ]; then
-    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
   local stamp=tests/clients/node/node_modules/.installed-$(sha1sum tests/clients/node/package-lock.json | cut -c1-12)
   if [ ! -f "$stamp" ]; then (cd tests/clients/node && npm ci --silent --no-audit --no-fund) && touch "$stamp"; fi

@@ -29,6 +29,7 @@ from lokiarrow.server import (
     routes_push,
     routes_query,
     routes_tail,
+    routes_ui,
     routes_unflushed,
 )
 from lokiarrow.server.deps import Services
@@ -47,7 +48,7 @@ def error_response(status: int, message: str) -> PlainTextResponse:
 
 
 # what each target (`-target`) serves: Loki's split of the single binary into write, read and backend
-_READ = (routes_query, routes_index, routes_drilldown, routes_tail)
+_READ = (routes_query, routes_index, routes_drilldown, routes_tail, routes_ui)   # the explorer page reads
 ROUTES = {"all": (routes_push, *_READ, routes_delete, routes_unflushed, routes_admin),
           "write": (routes_push, routes_unflushed, routes_tail, routes_admin),   # tails: readers relay them
           "read": (*_READ, routes_admin),
