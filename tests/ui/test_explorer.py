@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -15,26 +16,45 @@ from tests.conftest import PERMISSIVE, Server
 from tests.server.pushing import push
 from tests.ui.conftest import screenshot
 
-NOW_NS = time.time_ns()
 S = 10**9
 LEVELS = {0: "error", 3: "warn"}   # web line i: by i % 6, else info
-WEB = [(NOW_NS - (60 - i) * 45 * S, f"level={LEVELS.get(i % 6, 'info')} msg=\"request {i}\" path=/api/{i % 4} status="
-        f"{500 if i % 6 == 0 else 200}", {"trace_id": f"t{i:03d}"}) for i in range(60)]
-DB = [(NOW_NS - (20 - i) * 120 * S - 17 * S, f'{{"level":"warn","msg":"slow query {i}","ms":{1000 + i}}}', {})
-      for i in range(20)]
+Entry = tuple[int, str, dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Data:
+    """The lines pushed, timed back from when the module's server starts: the page reads relative
+    ranges (the last hour) against the browser's clock, and the suite may reach this module late."""
+
+    web: list[Entry]
+    db: list[Entry]
+
+    @classmethod
+    def at(cls, now: int) -> Data:
+        web = [(now - (60 - i) * 45 * S, f"level={LEVELS.get(i % 6, 'info')} msg=\"request {i}\" path=/api/{i % 4} "
+                f"status={500 if i % 6 == 0 else 200}", {"trace_id": f"t{i:03d}"}) for i in range(60)]
+        db = [(now - (20 - i) * 120 * S - 17 * S, f'{{"level":"warn","msg":"slow query {i}","ms":{1000 + i}}}', {})
+              for i in range(20)]
+        return cls(web, db)
+
 
 ODD_TEAM = 'x.y"z'   # a value that needs quoting, and escaping in a regex
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def data() -> Data:
+    return Data.at(time.time_ns())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, data: Data) -> Iterator[Server]:
     folder = tmp_path_factory.mktemp("explorer") / "data"
     folder.mkdir()
     srv = Server(folder, PERMISSIVE, []).start()
     with srv.client() as c:
-        push(c, {"app": "web", "env": "prod"}, [[ts, line, meta] for ts, line, meta in WEB])
-        push(c, {"app": "db", "env": "prod"}, [[ts, line] for ts, line, _ in DB])
-        push(c, {"kind": "odd", "team": ODD_TEAM}, [[NOW_NS - 60 * S, "a line of an oddly named team"]])
+        push(c, {"app": "web", "env": "prod"}, [[ts, line, meta] for ts, line, meta in data.web])
+        push(c, {"app": "db", "env": "prod"}, [[ts, line] for ts, line, _ in data.db])
+        push(c, {"kind": "odd", "team": ODD_TEAM}, [[time.time_ns() - 60 * S, "a line of an oddly named team"]])
     yield srv
     srv.kill()
 
@@ -60,7 +80,7 @@ def shown_times(page: Page) -> list[int]:
     return [int(ts) for ts in page.locator("#log-lines li.entry").evaluate_all("els => els.map(e => e.dataset.ts)")]
 
 
-def newest_first(entries: list[tuple[int, str, dict[str, str]]]) -> list[str]:
+def newest_first(entries: list[Entry]) -> list[str]:
     return [line for _, line, _ in sorted(entries, key=lambda e: -e[0])]
 
 
@@ -86,7 +106,7 @@ def test_page_and_assets_are_served_from_the_package_with_caching_headers(server
             assert c.get(missing, follow_redirects=True).status_code == 404, missing
 
 
-def test_completion_then_lines_newest_first_and_the_volume_by_level(page: Page, server: Server) -> None:
+def test_completion_then_lines_newest_first_and_the_volume_by_level(page: Page, server: Server, data: Data) -> None:
     open_page(page, server)
     box = page.locator("#query")
     box.click()
@@ -104,8 +124,8 @@ def test_completion_then_lines_newest_first_and_the_volume_by_level(page: Page, 
     box.type("}")
     box.press("Enter")                                    # runs the query
     expect(page.locator("#log-lines li.entry")).to_have_count(60)
-    assert shown_lines(page) == newest_first(WEB)
-    assert shown_times(page) == sorted((ts for ts, _, _ in WEB), reverse=True)
+    assert shown_lines(page) == newest_first(data.web)
+    assert shown_times(page) == sorted((ts for ts, _, _ in data.web), reverse=True)
     expect(page.locator("#common-labels")).to_have_text('{app="web", env="prod", service_name="web"}')
     expect(page.locator("#log-lines .labels")).to_have_count(0)      # one stream: said once, above
     legend = page.locator("#volume-legend li")
@@ -149,10 +169,10 @@ def test_completed_values_are_quoted_and_escaped_for_regex_matchers(page: Page, 
     expect(box).to_have_value('{team!="x.y\\"z"')
 
 
-def test_a_line_opens_to_its_labels_metadata_and_parsed_fields(page: Page, server: Server) -> None:
+def test_a_line_opens_to_its_labels_metadata_and_parsed_fields(page: Page, server: Server, data: Data) -> None:
     open_page(page, server, query='{app="web"} | logfmt', **{"from": "now-1h", "to": "now"})
     first = page.locator("#log-lines li.entry").first
-    expect(first.locator(".line")).to_have_text(WEB[-1][1])
+    expect(first.locator(".line")).to_have_text(data.web[-1][1])
     expect(first.locator(".details")).to_have_count(0)
     first.locator(".summary").click()
     details = first.locator(".details")
@@ -171,10 +191,14 @@ def test_a_line_opens_to_its_labels_metadata_and_parsed_fields(page: Page, serve
     expect(first.locator(".details")).to_have_count(0)
 
 
-def test_load_more_continues_where_the_lines_end(page: Page, server: Server) -> None:
-    open_page(page, server, query='{env="prod"}', limit="25")
+def test_load_more_continues_where_the_lines_end(page: Page, server: Server, data: Data) -> None:
+    open_page(page, server, query='{env="prod"} # the comment runs to the end of the line', limit="25")
     entries = page.locator("#log-lines li.entry")
     expect(entries).to_have_count(25)
+    legend = page.locator("#volume-legend li")
+    expect(legend).to_have_count(3)
+    assert dict(legend.evaluate_all("els => els.map(e => [e.dataset.level, Number(e.dataset.count)])")) == {
+        "error": 10, "info": 40, "warn": 30}
     more = page.locator("#load-more")
     counts = [25]
     while more.is_visible() and len(counts) < 10:
@@ -184,7 +208,7 @@ def test_load_more_continues_where_the_lines_end(page: Page, server: Server) -> 
     expect(more).to_be_hidden()
     # each page repeats the line it starts at (`end` is exclusive, so it asks one nanosecond past it)
     assert counts == [25, 49, 73, 80]
-    assert shown_lines(page) == newest_first(WEB + DB)
+    assert shown_lines(page) == newest_first(data.web + data.db)
     labels = page.locator("#log-lines li.entry .labels").all_inner_texts()
     assert set(labels) == {'{app="web", service_name="web"}', '{app="db", service_name="db"}'}
     expect(page.locator("#common-labels")).to_have_text('{env="prod"}')
@@ -220,7 +244,7 @@ def test_a_parse_error_is_shown_at_its_position(page: Page, server: Server, quer
         screenshot(page, "parse-error")
 
 
-def test_links_carry_the_query_and_range(page: Page, server: Server) -> None:
+def test_links_carry_the_query_and_range(page: Page, server: Server, data: Data) -> None:
     open_page(page, server)
     page.locator("#range").select_option("now-15m")
     run(page, '{app="db"}')
@@ -233,24 +257,24 @@ def test_links_carry_the_query_and_range(page: Page, server: Server) -> None:
     expect(other.locator("#range")).to_have_value("now-15m")
     expect(other.locator("#log-lines li.entry")).to_have_count(7)
     # an absolute range: the db lines between the 5th and the 10th, both included
-    start_ms, end_ms = DB[5][0] // 10**6, DB[10][0] // 10**6 + 1
+    start_ms, end_ms = data.db[5][0] // 10**6, data.db[10][0] // 10**6 + 1
     open_page(page, server, query='{app="db"}', **{"from": str(start_ms), "to": str(end_ms)})
     expect(page.locator("#range")).to_have_value("custom")
     expect(page.locator("#log-lines li.entry")).to_have_count(6)
-    assert shown_lines(page) == newest_first(DB[5:11])
+    assert shown_lines(page) == newest_first(data.db[5:11])
 
 
-def test_an_absolute_range_typed_in_and_the_back_button(page: Page, server: Server) -> None:
+def test_an_absolute_range_typed_in_and_the_back_button(page: Page, server: Server, data: Data) -> None:
     open_page(page, server)
     page.locator("#query").fill('{app="db"}')
-    page.locator("#from").fill(utc(DB[5][0] // S))
-    page.locator("#to").fill(utc(DB[10][0] // S + 1))
+    page.locator("#from").fill(utc(data.db[5][0] // S))
+    page.locator("#to").fill(utc(data.db[10][0] // S + 1))
     page.locator("#to").press("Enter")
     expect(page.locator("#log-lines li.entry")).to_have_count(6)
     expect(page.locator("#range")).to_have_value("custom")
     run(page, '{app="web"} |= "status=500"')
-    start, end = DB[5][0] // S * S, (DB[10][0] // S + 1) * S
-    errors = [line for ts, line, _ in WEB if start <= ts < end and "status=500" in line]
+    start, end = data.db[5][0] // S * S, (data.db[10][0] // S + 1) * S
+    errors = [line for ts, line, _ in data.web if start <= ts < end and "status=500" in line]
     assert errors
     expect(page.locator("#log-lines .line")).to_have_text(errors[::-1])
     page.go_back()

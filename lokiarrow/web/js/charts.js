@@ -40,7 +40,7 @@ function timeLabel(ms, spanMs) {
   return spanMs > 2 * 86400e3 ? s.slice(5, 16) : spanMs > 600e3 ? s.slice(11, 16) : s.slice(11, 19);
 }
 
-// A chart frame: the svg, its scales and axes. `y0` is the value axis' floor (0 for counts).
+// A chart frame: the svg, its scales (time from..to, values yMin..yMax) and both axes.
 function frame(container, height, from, to, yMin, yMax) {
   const width = Math.max(container.clientWidth, 320);
   const svg = el("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img" });

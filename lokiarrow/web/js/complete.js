@@ -75,7 +75,7 @@ export class Completer {
 
   // Keys the completion list takes while open; true when it took the key.
   onKey(e) {
-    if (e.key === " " && e.ctrlKey) { e.preventDefault(); this.update(true); return true; }
+    if (e.key === " " && e.ctrlKey) { e.preventDefault(); this.update(); return true; }
     if (!this.open) return false;
     if (e.key === "ArrowDown" || e.key === "ArrowUp") {
       const n = this.items.length;
@@ -102,10 +102,10 @@ export class Completer {
     return this.cache.get(key);
   }
 
-  async update(force = false) {
+  async update() {
     const ctx = context(this.input.value, this.input.selectionStart);
     const ticket = ++this.request;
-    if (!ctx || (!force && ctx.kind === "name" && !ctx.prefix && !/[{,]\s*$/.test(this.input.value.slice(0, ctx.start)))) {
+    if (!ctx) {
       this.hide();
       return;
     }

@@ -14,8 +14,8 @@ const ui = {
   error: $("error"), errorText: $("error-text"), errorContext: $("error-context"),
   volume: $("volume"), volumeChart: $("volume-chart"), volumeLegend: $("volume-legend"),
   graph: $("graph"), graphChart: $("graph-chart"), graphLegend: $("graph-legend"),
-  logs: $("logs"), logsSummary: $("logs-summary"), commonLabels: $("common-labels"), liveStatus: $("live-status"), lines: $("log-lines"),
-  loadMore: $("load-more"), empty: $("empty"),
+  logs: $("logs"), logsSummary: $("logs-summary"), commonLabels: $("common-labels"),
+  liveStatus: $("live-status"), lines: $("log-lines"), loadMore: $("load-more"), empty: $("empty"),
 };
 const TAIL_MAX_LINES = 1000;
 const METRIC_POINTS = 120;
@@ -65,7 +65,7 @@ function showError(message, query = "") {
   ui.errorContext.replaceChildren();
   ui.errorContext.hidden = true;
   const at = /parse error at line (\d+), col (\d+)/.exec(message);
-  if (!at || !query) return;
+  if (!at || !query || Number(at[1]) < 1) return;   // line 0: Loki knows no position
   const lines = query.split("\n");
   const lineNo = Math.min(Number(at[1]), lines.length), col = Number(at[2]);
   const text = lines[lineNo - 1] ?? "";
@@ -178,7 +178,8 @@ async function showVolume(query, r, signal) {
   let answer;
   try {
     answer = await get("query_range", {
-      query: `sum by (detected_level) (count_over_time(${query} [${step}s]))`,
+      // the range on a line of its own: a `#` comment ends with the query's last line
+      query: `sum by (detected_level) (count_over_time(${query}\n[${step}s]))`,
       start: msToNs(first + stepMs), end: msToNs(last), step: `${step}s`,
     }, { signal });
   } catch (err) {
